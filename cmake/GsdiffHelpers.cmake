@@ -1,0 +1,33 @@
+# Helpers shared by the folder libraries: one library per folder, one shared PCH.
+
+# gsdiff_add_library(NAME folder DEPS ...): library gsdiff_<folder> (alias gsdiff::<folder>)
+# from every .cpp in the folder; headers are included as "folder/file.h" from the repo root.
+function(gsdiff_add_library folder)
+  cmake_parse_arguments(ARG "" "" "DEPS" ${ARGN})
+  file(GLOB srcs CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/*.cpp)
+  set(tgt gsdiff_${folder})
+  add_library(${tgt} ${srcs})
+  add_library(gsdiff::${folder} ALIAS ${tgt})
+  target_include_directories(${tgt} PUBLIC
+    $<BUILD_INTERFACE:${PROJECT_SOURCE_DIR}>
+    $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}/gsdiff>)
+  target_link_libraries(${tgt} PUBLIC ${TORCH_LIBRARIES} nlohmann_json::nlohmann_json ${ARG_DEPS})
+  target_compile_options(${tgt} PRIVATE ${GSDIFF_COMMON_FLAGS})
+  gsdiff_use_pch(${tgt})
+endfunction()
+
+# One precompiled header (LibTorch + std) built once, reused by every target.
+# The PCH lives in its own tiny target so that no folder waits on another folder's sources.
+set(GSDIFF_COMMON_FLAGS -Wall -Wextra -Wno-unused-parameter)
+file(WRITE ${CMAKE_BINARY_DIR}/gsdiff_pch_dummy.cpp "// dummy TU that produces the shared PCH\n")
+add_library(gsdiff_pch OBJECT ${CMAKE_BINARY_DIR}/gsdiff_pch_dummy.cpp)
+target_link_libraries(gsdiff_pch PRIVATE ${TORCH_LIBRARIES} nlohmann_json::nlohmann_json)
+target_compile_options(gsdiff_pch PRIVATE ${GSDIFF_COMMON_FLAGS})
+set_target_properties(gsdiff_pch PROPERTIES POSITION_INDEPENDENT_CODE ON)
+target_precompile_headers(gsdiff_pch PRIVATE <torch/torch.h> <nlohmann/json.hpp>
+  <vector> <string> <memory> <functional> <map> <stdexcept> <cmath>)
+
+function(gsdiff_use_pch tgt)
+  set_target_properties(${tgt} PROPERTIES POSITION_INDEPENDENT_CODE ON)
+  target_precompile_headers(${tgt} REUSE_FROM gsdiff_pch)
+endfunction()

@@ -1,0 +1,55 @@
+// Entry point of the gsdiff command: dispatches `gsdiff <command> [options]`.
+#include <torch/torch.h>
+
+#include <cstring>
+#include <exception>
+#include <iostream>
+#include <thread>
+
+#include "tools/commands.h"
+
+namespace gsdiff::cli {
+
+const std::vector<Command>& commands() {
+  static const std::vector<Command> table = {
+      {"info", "list registered processes and models; with --config, the resolved config and parameter count", cmd_info},
+      // {"data", ...}: data utilities (text8ify) -- added by tools/cmd_data.cpp
+  };
+  return table;
+}
+
+void set_threads(int requested) {
+  int n = requested > 0 ? requested : static_cast<int>(std::thread::hardware_concurrency());
+  if (n < 1) n = 1;
+  torch::set_num_threads(n);
+}
+
+}  // namespace gsdiff::cli
+
+static void print_usage() {
+  std::cout << "gsdiff: diffusion models over general state spaces\n\n"
+               "usage: gsdiff <command> [options]   (gsdiff <command> --help for its options)\n\ncommands:\n";
+  for (const auto& c : gsdiff::cli::commands()) std::cout << "  " << c.name << std::string(10 - std::strlen(c.name), ' ') << c.summary << "\n";
+}
+
+int main(int argc, char** argv) {
+  if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
+    print_usage();
+    return argc < 2 ? 2 : 0;
+  }
+  for (const auto& c : gsdiff::cli::commands()) {
+    if (std::strcmp(argv[1], c.name) != 0) continue;
+    std::string prog = std::string("gsdiff ") + c.name;
+    argv[1] = prog.data();
+    try {
+      return c.run(argc - 1, argv + 1);
+    } catch (const std::exception& e) {
+      std::cerr << "gsdiff " << c.name << ": error: " << e.what() << "\n";
+      return 1;
+    }
+  }
+  std::cerr << "gsdiff: unknown command '" << argv[1] << "'; known commands:";
+  for (const auto& c : gsdiff::cli::commands()) std::cerr << " " << c.name;
+  std::cerr << "\n";
+  return 2;
+}
