@@ -6,6 +6,10 @@ function(gsdiff_add_library folder)
   cmake_parse_arguments(ARG "" "" "DEPS" ${ARGN})
   file(GLOB srcs CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/*.cpp)
   set(tgt gsdiff_${folder})
+  if(NOT srcs)  # a folder whose sources are still to come builds as an empty library
+    set(srcs ${CMAKE_BINARY_DIR}/gsdiff_empty_${folder}.cpp)
+    file(WRITE ${srcs} "// ${folder}/ has no sources yet\n")
+  endif()
   add_library(${tgt} ${srcs})
   add_library(gsdiff::${folder} ALIAS ${tgt})
   target_include_directories(${tgt} PUBLIC

@@ -1,0 +1,72 @@
+// Diagonal Gaussian and categorical distributions (closed-form log-prob, entropy and KL).
+#include "core/distributions.h"
+
+#include <cmath>
+
+namespace gsdiff {
+
+namespace {
+constexpr double kLog2Pi = 1.8378770664093453;  // log(2 pi)
+}
+
+torch::Tensor randn_like_gen(const torch::Tensor& like, torch::Generator& gen) {
+  return at::randn(like.sizes(), gen, like.options());
+}
+
+torch::Tensor rand_gen(at::IntArrayRef shape, const torch::TensorOptions& opts, torch::Generator& gen) {
+  return at::rand(shape, gen, opts);
+}
+
+torch::Tensor DiagGaussian::log_prob(const torch::Tensor& x) const {
+  auto z = (x - mean) * torch::exp(-log_std);
+  return -0.5 * z * z - log_std - 0.5 * kLog2Pi;
+}
+
+torch::Tensor DiagGaussian::entropy() const { return log_std + 0.5 * (kLog2Pi + 1.0); }
+
+torch::Tensor DiagGaussian::kl(const DiagGaussian& q) const {
+  // KL(N(m1, s1^2) || N(m2, s2^2)) = log(s2/s1) + (s1^2 + (m1 - m2)^2) / (2 s2^2) - 1/2
+  auto var_ratio = torch::exp(2.0 * (log_std - q.log_std));
+  auto d = (mean - q.mean) * torch::exp(-q.log_std);
+  return 0.5 * (var_ratio + d * d - 1.0) - (log_std - q.log_std);
+}
+
+torch::Tensor DiagGaussian::sample(torch::Generator& gen) const {
+  return mean + torch::exp(log_std) * randn_like_gen(mean, gen);
+}
+
+torch::Tensor Categorical::log_prob(const torch::Tensor& x) const {
+  return log_probs().gather(-1, x.unsqueeze(-1)).squeeze(-1);
+}
+
+torch::Tensor Categorical::entropy() const {
+  auto lp = log_probs();
+  auto p = lp.exp();
+  return -torch::where(p > 0, p * lp, torch::zeros_like(p)).sum(-1);
+}
+
+torch::Tensor Categorical::kl(const Categorical& other) const {
+  auto lp = log_probs();
+  auto p = lp.exp();
+  auto term = torch::where(p > 0, p * (lp - other.log_probs()), torch::zeros_like(p));
+  return term.sum(-1);
+}
+
+torch::Tensor Categorical::sample(torch::Generator& gen) const { return sample_categorical(probs(), gen); }
+
+torch::Tensor categorical_kl_probs(const torch::Tensor& p, const torch::Tensor& q) {
+  auto safe_p = torch::where(p > 0, p, torch::ones_like(p));
+  auto term = torch::where(p > 0, p * (torch::log(safe_p) - torch::log(q)), torch::zeros_like(p));
+  return term.sum(-1);
+}
+
+torch::Tensor sample_categorical(const torch::Tensor& probs, torch::Generator& gen) {
+  // Inverse CDF: the first index whose cumulative mass exceeds u * total.
+  auto cdf = probs.cumsum(-1);                                         // [..., K]
+  auto total = cdf.narrow(-1, probs.size(-1) - 1, 1);                  // [..., 1]
+  auto u = at::rand(total.sizes(), gen, probs.options()) * total;      // [..., 1]
+  auto idx = (cdf <= u).sum(-1);                                       // [...]
+  return idx.clamp_max(probs.size(-1) - 1).to(torch::kLong);
+}
+
+}  // namespace gsdiff

@@ -1,0 +1,149 @@
+// Gaussian forward processes: marginals, posterior, prior, decoder and ELBO terms in closed form.
+#include "core/gaussian.h"
+
+#include <cmath>
+
+#include "core/decoder.h"
+#include "core/distributions.h"
+#include "core/options.h"
+
+namespace gsdiff {
+
+using torch::Tensor;
+
+GaussianOptions gaussian_options_from_json(const nlohmann::json& j, const std::string& family) {
+  GaussianOptions o;
+  o.family(family);
+  JsonReader r(j, "process 'gaussian-" + family + "'");
+  r.get<std::string>("name", "");  // the registry key itself may sit in the same object
+  std::vector<std::string> schedules = family == "ve" ? std::vector<std::string>{"geometric"}
+                                       : family == "subvp" ? std::vector<std::string>{"linear-beta"}
+                                                           : std::vector<std::string>{"linear-beta", "cosine", "linear-logsnr"};
+  o.schedule(r.choice("schedule", schedules[0], schedules));
+  o.steps(r.get<int64_t>("steps", o.steps()));
+  o.t_min(r.get<double>("t_min", o.t_min()));
+  o.parameterization(r.choice("parameterization", o.parameterization(), {"eps", "x0", "v", "score"}));
+  o.decoder(r.choice("decoder", o.decoder(), {"discretized-256", "gaussian"}));
+  o.beta_min(r.get<double>("beta_min", o.beta_min()));
+  o.beta_max(r.get<double>("beta_max", o.beta_max()));
+  o.cosine_s(r.get<double>("cosine_s", o.cosine_s()));
+  o.logsnr_min(r.get<double>("logsnr_min", o.schedule() == "cosine" ? -15.0 : o.logsnr_min()));
+  o.logsnr_max(r.get<double>("logsnr_max", o.logsnr_max()));
+  o.sigma_min(r.get<double>("sigma_min", o.sigma_min()));
+  o.sigma_max(r.get<double>("sigma_max", o.sigma_max()));
+  r.finish();
+
+  if (o.steps() < 0) r.fail("steps", "must be 0 (continuous time) or T >= 1, got " + std::to_string(o.steps()));
+  auto in01 = [&](const char* k, double v) {
+    if (!(v > 0.0 && v < 1.0)) r.fail(k, "must lie in (0, 1), got " + std::to_string(v));
+  };
+  in01("beta_min", o.beta_min());
+  in01("beta_max", o.beta_max());
+  if (o.beta_min() > o.beta_max()) r.fail("beta_min", "must be <= beta_max");
+  if (!(o.sigma_min() > 0.0)) r.fail("sigma_min", "must be > 0");
+  if (!(o.sigma_min() < o.sigma_max())) r.fail("sigma_min", "must be < sigma_max, got sigma_min >= sigma_max");
+  if (!(o.logsnr_min() < o.logsnr_max())) r.fail("logsnr_min", "must be < logsnr_max");
+  if (!(o.cosine_s() >= 0.0)) r.fail("cosine_s", "must be >= 0");
+  if (o.t_min() >= 1.0) r.fail("t_min", "must lie in [0, 1)");
+  return o;
+}
+
+nlohmann::json to_json(const GaussianOptions& o) {
+  return {{"name", "gaussian-" + o.family()}, {"schedule", o.schedule()}, {"steps", o.steps()}, {"t_min", o.t_min()},
+          {"parameterization", o.parameterization()}, {"decoder", o.decoder()}, {"beta_min", o.beta_min()},
+          {"beta_max", o.beta_max()}, {"cosine_s", o.cosine_s()}, {"logsnr_min", o.logsnr_min()},
+          {"logsnr_max", o.logsnr_max()}, {"sigma_min", o.sigma_min()}, {"sigma_max", o.sigma_max()}};
+}
+
+namespace {
+std::shared_ptr<GaussianSchedule> make_schedule(const GaussianOptions& o) {
+  if (o.family() == "ve") return ve_geometric_schedule(o.sigma_min(), o.sigma_max());
+  if (o.family() == "subvp") return subvp_schedule(o.beta_min(), o.beta_max());
+  if (o.schedule() == "cosine") return cosine_schedule(o.cosine_s(), o.logsnr_min());
+  if (o.schedule() == "linear-logsnr") return linear_logsnr_schedule(o.logsnr_max(), o.logsnr_min());
+  return linear_beta_schedule(o.beta_min(), o.beta_max());
+}
+}  // namespace
+
+GaussianProcess::GaussianProcess(GaussianOptions opts)
+    : Process(opts.steps(), 0.0), opts_(std::move(opts)), schedule_(make_schedule(opts_)), param_(parse_param(opts_.parameterization())) {
+  if (opts_.t_min() < 0) opts_.t_min(schedule_->finite_snr_at_zero() ? 0.0 : 1e-5);
+  if (opts_.steps() == 0 && opts_.t_min() == 0.0 && !schedule_->finite_snr_at_zero())
+    throw ConfigError("process '" + name() + "': field 't_min' must be > 0 in continuous time for schedule " +
+                      schedule_->name() + " (SNR(0) is infinite)");
+  t_min_ = opts_.t_min();
+  prior_std_ = opts_.family() == "ve" ? opts_.sigma_max() : 1.0;
+}
+
+ScheduleValues GaussianProcess::at(const Tensor& t, const Tensor& like) const {
+  auto v = schedule_->at(t);
+  auto cast = [&](const Tensor& x) { return per_example(x, like).to(like.scalar_type()); };
+  return {cast(v.alpha), cast(v.sigma), cast(v.logsnr), cast(v.dlogsnr), cast(v.dlog_alpha), cast(v.dsigma2)};
+}
+
+std::pair<Tensor, Tensor> GaussianProcess::posterior(const Tensor& x0, const Tensor& xt, const Tensor& s,
+                                                     const Tensor& t) const {
+  auto vs = schedule_->at(s), vt = schedule_->at(t);
+  auto frac = -torch::expm1(vt.logsnr - vs.logsnr);                        // sigma_{t|s}^2 / sigma_t^2
+  auto coef_xt = torch::exp(vt.logsnr - vs.logsnr) * vs.alpha / vt.alpha;  // alpha_{t|s} sigma_s^2 / sigma_t^2
+  auto coef_x0 = vs.alpha * frac;
+  auto var = vs.sigma * vs.sigma * frac;
+  auto cast = [&](const Tensor& x) { return per_example(x, xt).to(xt.scalar_type()); };
+  return {cast(coef_xt) * xt + cast(coef_x0) * x0, cast(var)};
+}
+
+Tensor GaussianProcess::sample_xt(const Tensor& x0, const Tensor& t, torch::Generator& gen) const {
+  auto v = at(t, x0);
+  return v.alpha * x0 + v.sigma * randn_like_gen(x0, gen);
+}
+
+Tensor GaussianProcess::sample_prior(at::IntArrayRef shape, const torch::TensorOptions& opts, torch::Generator& gen) const {
+  return prior_std_ * at::randn(shape, gen, opts);
+}
+
+Tensor GaussianProcess::prior_kl(const Tensor& x0) const {
+  auto one = torch::ones({x0.size(0)}, x0.options().dtype(torch::kFloat64));
+  auto v = at(one, x0);
+  DiagGaussian q(v.alpha * x0, torch::log(v.sigma) * torch::ones_like(x0));
+  DiagGaussian p(torch::zeros_like(x0), torch::full_like(x0, std::log(prior_std_)));
+  return q.kl(p);
+}
+
+Tensor GaussianProcess::network_input(const Tensor& xt, const Tensor& t) const {
+  auto v = at(t, xt);
+  return xt * torch::rsqrt(v.alpha * v.alpha + v.sigma * v.sigma);
+}
+
+Tensor GaussianProcess::read_output(const Tensor& out, const Tensor& xt, const Tensor& t) const {
+  auto v = at(t, xt);
+  return x0_from_output(param_, out, xt, v.alpha, v.sigma);
+}
+
+Tensor GaussianProcess::reconstruction(const Tensor& x0, const Tensor& xt, const Tensor& t, const Tensor& x0_hat) const {
+  auto v = at(t, x0);
+  auto log_std = (torch::log(v.sigma) - torch::log(v.alpha)).expand_as(x0);  // std of x0 given x_t: sigma / alpha
+  if (opts_.decoder() == "gaussian") return -DiagGaussian(x0_hat, log_std).log_prob(x0);
+  return -discretized_gaussian_log_likelihood(x0, x0_hat, log_std);
+}
+
+Tensor GaussianProcess::step_kl(const Tensor& x0, const Tensor& xt, const Tensor& s, const Tensor& t,
+                                const Tensor& x0_hat) const {
+  auto vs = schedule_->at(s), vt = schedule_->at(t);
+  auto dsnr = torch::exp(vs.logsnr) * -torch::expm1(vt.logsnr - vs.logsnr);  // SNR(s) - SNR(t)
+  auto d = x0 - x0_hat;
+  return 0.5 * per_example(dsnr, x0).to(x0.scalar_type()) * d * d;
+}
+
+Tensor GaussianProcess::elbo_integrand(const Tensor& x0, const Tensor& xt, const Tensor& t, const Tensor& x0_hat) const {
+  auto v = at(t, x0);
+  auto d = x0 - x0_hat;
+  return -0.5 * v.dsnr() * d * d;
+}
+
+Tensor GaussianProcess::sample_reverse(const Tensor& xt, const Tensor& s, const Tensor& t, const Tensor& x0_hat,
+                                       torch::Generator& gen) const {
+  auto [mean, var] = posterior(x0_hat, xt, s, t);
+  return mean + var.sqrt() * randn_like_gen(xt, gen);
+}
+
+}  // namespace gsdiff

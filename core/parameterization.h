@@ -1,0 +1,30 @@
+// Reading a network's output as eps, x0, v or score, with exact conversions (x_t = alpha x0 + sigma eps).
+#pragma once
+#include <torch/torch.h>
+
+#include <string>
+
+namespace gsdiff {
+
+enum class Param { Eps, X0, V, Score };
+
+Param parse_param(const std::string& name);  // "eps" | "x0" | "v" | "score"
+std::string param_name(Param p);
+
+// alpha, sigma broadcast against x_t.  v = alpha eps - sigma x0 (Salimans & Ho 2022);
+// score = grad log q(x_t | x0) = -eps / sigma (Song et al. 2021).
+torch::Tensor x0_from_output(Param p, const torch::Tensor& out, const torch::Tensor& xt, const torch::Tensor& alpha,
+                             const torch::Tensor& sigma);
+torch::Tensor output_from_x0(Param p, const torch::Tensor& x0, const torch::Tensor& xt, const torch::Tensor& alpha,
+                             const torch::Tensor& sigma);
+
+inline torch::Tensor eps_from_x0(const torch::Tensor& x0, const torch::Tensor& xt, const torch::Tensor& a,
+                                 const torch::Tensor& s) {
+  return (xt - a * x0) / s;
+}
+inline torch::Tensor x0_from_eps(const torch::Tensor& eps, const torch::Tensor& xt, const torch::Tensor& a,
+                                 const torch::Tensor& s) {
+  return (xt - s * eps) / a;
+}
+
+}  // namespace gsdiff

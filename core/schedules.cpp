@@ -1,0 +1,160 @@
+// Gaussian noise schedules: closed forms of alpha, sigma, log-SNR and their time derivatives.
+#include "core/schedules.h"
+
+#include <cmath>
+
+namespace gsdiff {
+
+namespace {
+
+using torch::Tensor;
+
+Tensor as_double(const Tensor& t) { return t.to(torch::kFloat64); }
+
+// A VP schedule from lambda(t) and lambda'(t): alpha^2 = sigmoid(lambda), sigma^2 = sigmoid(-lambda).
+ScheduleValues vp_from_logsnr(const Tensor& lam, const Tensor& dlam) {
+  ScheduleValues v;
+  auto a2 = torch::sigmoid(lam), s2 = torch::sigmoid(-lam);
+  v.alpha = a2.sqrt();
+  v.sigma = s2.sqrt();
+  v.logsnr = lam;
+  v.dlogsnr = dlam;
+  v.dlog_alpha = 0.5 * s2 * dlam;  // d/dt 1/2 log sigmoid(lambda) = 1/2 sigmoid(-lambda) lambda'
+  v.dsigma2 = -a2 * s2 * dlam;     // d/dt sigmoid(-lambda)
+  return v;
+}
+
+// Integrated linear beta: B(t) = b0 t + (b1 - b0) t^2 / 2, beta(t) = b0 + (b1 - b0) t.
+struct LinearBeta {
+  double b0, b1;
+  Tensor B(const Tensor& t) const { return b0 * t + 0.5 * (b1 - b0) * t * t; }
+  Tensor beta(const Tensor& t) const { return b0 + (b1 - b0) * t; }
+};
+
+class LinearBetaSchedule : public GaussianSchedule {
+ public:
+  LinearBetaSchedule(double bmin, double bmax, double tref) : bmin_(bmin), bmax_(bmax), tref_(tref), lb_{bmin * tref, bmax * tref} {}
+  std::string name() const override { return "linear-beta"; }
+  bool finite_snr_at_zero() const override { return false; }
+  ScheduleValues at(const Tensor& t_in) const override {
+    auto t = as_double(t_in);
+    auto B = lb_.B(t), beta = lb_.beta(t);
+    auto s2 = -torch::expm1(-B);                     // 1 - e^{-B}
+    auto lam = -B - torch::log(s2);                  // log(e^{-B} / (1 - e^{-B}))
+    auto dlam = -beta / s2;
+    return vp_from_logsnr(lam, dlam);
+  }
+  nlohmann::json to_json() const override {
+    return {{"type", name()}, {"beta_min", bmin_}, {"beta_max", bmax_}, {"t_ref", tref_}};
+  }
+
+ private:
+  double bmin_, bmax_, tref_;
+  LinearBeta lb_;
+};
+
+class CosineSchedule : public GaussianSchedule {
+ public:
+  CosineSchedule(double s, double logsnr_min) : s_(s), lmin_(logsnr_min) {
+    phi0_ = 0.5 * M_PI * s / (1.0 + s);
+    phi1_ = std::atan(std::exp(-0.5 * logsnr_min));
+  }
+  std::string name() const override { return "cosine"; }
+  ScheduleValues at(const Tensor& t_in) const override {
+    auto t = as_double(t_in);
+    auto phi = phi0_ + (phi1_ - phi0_) * t;
+    auto lam = -2.0 * torch::log(torch::tan(phi));
+    auto dlam = -4.0 * (phi1_ - phi0_) / torch::sin(2.0 * phi);  // d/dt -2 log tan(phi)
+    return vp_from_logsnr(lam, dlam);
+  }
+  nlohmann::json to_json() const override { return {{"type", name()}, {"s", s_}, {"logsnr_min", lmin_}}; }
+
+ private:
+  double s_, lmin_, phi0_, phi1_;
+};
+
+class LinearLogSnrSchedule : public GaussianSchedule {
+ public:
+  LinearLogSnrSchedule(double lmax, double lmin) : lmax_(lmax), lmin_(lmin) {}
+  std::string name() const override { return "linear-logsnr"; }
+  ScheduleValues at(const Tensor& t_in) const override {
+    auto t = as_double(t_in);
+    auto lam = lmax_ - (lmax_ - lmin_) * t;
+    return vp_from_logsnr(lam, torch::full_like(t, -(lmax_ - lmin_)));
+  }
+  nlohmann::json to_json() const override {
+    return {{"type", name()}, {"logsnr_max", lmax_}, {"logsnr_min", lmin_}};
+  }
+
+ private:
+  double lmax_, lmin_;
+};
+
+class VeGeometricSchedule : public GaussianSchedule {
+ public:
+  VeGeometricSchedule(double smin, double smax) : smin_(smin), smax_(smax), r_(std::log(smax / smin)) {}
+  std::string name() const override { return "ve-geometric"; }
+  ScheduleValues at(const Tensor& t_in) const override {
+    auto t = as_double(t_in);
+    ScheduleValues v;
+    v.sigma = smin_ * torch::exp(r_ * t);
+    v.alpha = torch::ones_like(t);
+    v.logsnr = -2.0 * torch::log(v.sigma);
+    v.dlogsnr = torch::full_like(t, -2.0 * r_);
+    v.dlog_alpha = torch::zeros_like(t);
+    v.dsigma2 = 2.0 * r_ * v.sigma * v.sigma;
+    return v;
+  }
+  nlohmann::json to_json() const override { return {{"type", name()}, {"sigma_min", smin_}, {"sigma_max", smax_}}; }
+
+ private:
+  double smin_, smax_, r_;
+};
+
+class SubVpSchedule : public GaussianSchedule {
+ public:
+  SubVpSchedule(double bmin, double bmax, double tref) : bmin_(bmin), bmax_(bmax), tref_(tref), lb_{bmin * tref, bmax * tref} {}
+  std::string name() const override { return "subvp-linear-beta"; }
+  bool finite_snr_at_zero() const override { return false; }
+  ScheduleValues at(const Tensor& t_in) const override {
+    auto t = as_double(t_in);
+    auto B = lb_.B(t), beta = lb_.beta(t);
+    auto e = torch::exp(-B);
+    auto om = -torch::expm1(-B);  // 1 - e^{-B}
+    ScheduleValues v;
+    v.alpha = torch::exp(-0.5 * B);
+    v.sigma = om;
+    v.logsnr = -B - 2.0 * torch::log(om);
+    v.dlogsnr = -beta * (1.0 + e) / om;
+    v.dlog_alpha = -0.5 * beta;
+    v.dsigma2 = 2.0 * om * e * beta;
+    return v;
+  }
+  nlohmann::json to_json() const override {
+    return {{"type", name()}, {"beta_min", bmin_}, {"beta_max", bmax_}, {"t_ref", tref_}};
+  }
+
+ private:
+  double bmin_, bmax_, tref_;
+  LinearBeta lb_;
+};
+
+}  // namespace
+
+std::shared_ptr<GaussianSchedule> linear_beta_schedule(double bmin, double bmax, double tref) {
+  return std::make_shared<LinearBetaSchedule>(bmin, bmax, tref);
+}
+std::shared_ptr<GaussianSchedule> cosine_schedule(double s, double logsnr_min) {
+  return std::make_shared<CosineSchedule>(s, logsnr_min);
+}
+std::shared_ptr<GaussianSchedule> linear_logsnr_schedule(double lmax, double lmin) {
+  return std::make_shared<LinearLogSnrSchedule>(lmax, lmin);
+}
+std::shared_ptr<GaussianSchedule> ve_geometric_schedule(double smin, double smax) {
+  return std::make_shared<VeGeometricSchedule>(smin, smax);
+}
+std::shared_ptr<GaussianSchedule> subvp_schedule(double bmin, double bmax, double tref) {
+  return std::make_shared<SubVpSchedule>(bmin, bmax, tref);
+}
+
+}  // namespace gsdiff
