@@ -1,0 +1,45 @@
+// U-Net building blocks (DDPM, Ho et al. 2020): residual block with time embedding, spatial self-attention, resampling.
+#pragma once
+#include <torch/torch.h>
+
+namespace gsdiff {
+
+// GroupNorm -> SiLU -> conv3x3 -> + Dense(temb) -> GroupNorm -> SiLU -> dropout -> conv3x3 (zero-init),
+// plus a 1x1 shortcut when the width changes.
+struct ResBlockImpl : torch::nn::Module {
+  ResBlockImpl(int64_t in_ch, int64_t out_ch, int64_t temb_ch, double dropout, int64_t groups);
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& temb);  // [B,Ci,H,W],[B,T] -> [B,Co,H,W]
+  torch::nn::GroupNorm norm1{nullptr}, norm2{nullptr};
+  torch::nn::Conv2d conv1{nullptr}, conv2{nullptr}, skip{nullptr};
+  torch::nn::Linear temb_proj{nullptr};
+  torch::nn::Dropout dropout{nullptr};
+};
+TORCH_MODULE(ResBlock);
+
+// Multi-head self-attention over the H*W positions; zero-initialised output projection.
+struct AttnBlockImpl : torch::nn::Module {
+  AttnBlockImpl(int64_t ch, int64_t heads, int64_t groups);
+  torch::Tensor forward(const torch::Tensor& x);  // [B,C,H,W] -> [B,C,H,W]
+  int64_t heads;
+  torch::nn::GroupNorm norm{nullptr};
+  torch::nn::Conv2d qkv{nullptr}, proj{nullptr};
+};
+TORCH_MODULE(AttnBlock);
+
+// Stride-2 3x3 conv (pad 1): H -> ceil(H/2); or 2x2 average pooling when with_conv is false.
+struct DownsampleImpl : torch::nn::Module {
+  DownsampleImpl(int64_t ch, bool with_conv);
+  torch::Tensor forward(const torch::Tensor& x);
+  torch::nn::Conv2d conv{nullptr};
+};
+TORCH_MODULE(Downsample);
+
+// Nearest-neighbour x2 upsampling followed by an optional 3x3 conv.
+struct UpsampleImpl : torch::nn::Module {
+  UpsampleImpl(int64_t ch, bool with_conv);
+  torch::Tensor forward(const torch::Tensor& x);
+  torch::nn::Conv2d conv{nullptr};
+};
+TORCH_MODULE(Upsample);
+
+}  // namespace gsdiff
