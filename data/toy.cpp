@@ -75,11 +75,11 @@ MarkovChain::MarkovChain(torch::Tensor transition, int64_t length, torch::Tensor
   if (transition_.dim() != 2 || transition_.size(0) != transition_.size(1) || transition_.size(0) < 1)
     throw std::invalid_argument("toy-markov: transition must be a square [K,K] matrix");
   if ((transition_ < 0).any().item<bool>() ||
-      !torch::allclose(transition_.sum(1), torch::ones({transition_.size(0)}, torch::kDouble), 1e-9, 1e-9))
+      !torch::allclose(transition_.sum(1), torch::ones({transition_.size(0)}, torch::kDouble), 1e-6, 1e-6))
     throw std::invalid_argument("toy-markov: transition rows must be non-negative and sum to 1");
   if (length_ < 1) throw std::invalid_argument("toy-markov: length must be >= 1");
   initial_ = initial.defined() ? initial.to(torch::kDouble) : stationary();
-  if (initial_.dim() != 1 || initial_.size(0) != vocab() || std::abs(initial_.sum().item<double>() - 1) > 1e-9)
+  if (initial_.dim() != 1 || initial_.size(0) != vocab() || std::abs(initial_.sum().item<double>() - 1) > 1e-6)
     throw std::invalid_argument("toy-markov: initial must be a probability vector of length K");
 }
 
