@@ -1,6 +1,7 @@
 // text8 validation/encoding and the [0,90M) / [90M,95M) / [95M,end) split arithmetic.
 #include "data/text8_parse.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <stdexcept>
 
@@ -53,8 +54,12 @@ CharRange text8_split_range(int64_t corpus_len, Text8Split split, const Text8Bou
     if (!(b.train_frac > 0 && b.train_frac <= 1 && b.valid_frac > 0 && b.valid_frac <= 1))
       throw std::runtime_error(name + ": split fractions must lie in (0, 1], got " + std::to_string(b.train_frac) +
                                " and " + std::to_string(b.valid_frac));
-    t_end = static_cast<int64_t>(b.train_frac * double(corpus_len));
-    v_end = static_cast<int64_t>(b.valid_frac * double(corpus_len));
+    // f = 1 maps to the exact end (double(corpus_len) may round above INT64_MAX).
+    auto at = [&](double f) {
+      return f >= 1 ? corpus_len : std::min(corpus_len, static_cast<int64_t>(f * double(corpus_len)));
+    };
+    t_end = at(b.train_frac);
+    v_end = at(b.valid_frac);
   }
   if (t_end < 0 || v_end < t_end)
     throw std::runtime_error(name + ": split boundaries out of order: train ends at " + std::to_string(t_end) +

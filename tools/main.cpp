@@ -13,7 +13,7 @@ namespace gsdiff::cli {
 const std::vector<Command>& commands() {
   static const std::vector<Command> table = {
       {"info", "list registered processes and models; with --config, the resolved config and parameter count", cmd_info},
-      // {"data", ...}: data utilities (text8ify) -- added by tools/cmd_data.cpp
+      {"data", "data utilities: text8ify INPUT OUTPUT, check CONFIG", cmd_data},
   };
   return table;
 }
