@@ -1,0 +1,200 @@
+// Generic categorical process: gathers from dense kernels, posterior, reverse step, rates and ELBO terms.
+#include "core/categorical.h"
+
+#include <cmath>
+
+#include "core/distributions.h"
+
+namespace gsdiff {
+
+using torch::Tensor;
+
+namespace {
+
+Tensor flat(const Tensor& x) { return x.reshape({x.size(0), -1}); }  // [B, M]
+
+// [B, M, C] back to x's shape plus a trailing axis of C.
+Tensor unflat(const Tensor& y, const Tensor& x) {
+  auto shape = x.sizes().vec();
+  shape.push_back(y.size(-1));
+  return y.reshape(shape);
+}
+
+// out[b, m, k] = Q[b, k, x[b, m]]: column x of each matrix, restricted to the first `rows` rows.
+Tensor gather_columns(const Tensor& Q, const Tensor& x, int64_t rows) {
+  auto QT = Q.narrow(1, 0, rows).transpose(1, 2);  // [B, V, rows]
+  auto xf = flat(x);                               // [B, M]
+  return unflat(QT.gather(1, xf.unsqueeze(-1).expand({xf.size(0), xf.size(1), rows})), x);
+}
+
+// Expands per-example matrices [1, V, V] to the batch when all t were equal.
+Tensor batch_of(const Tensor& Q, int64_t B) { return Q.size(0) == B ? Q : Q.expand({B, Q.size(1), Q.size(2)}); }
+
+}  // namespace
+
+Tensor rate_bregman(const Tensor& rin, const Tensor& ratio_q, const Tensor& ratio_th) {
+  auto term = ratio_th - ratio_q + torch::xlogy(ratio_q, ratio_q) - torch::xlogy(ratio_q, ratio_th);
+  return torch::where(rin > 0, rin * term, torch::zeros_like(term)).sum(-1);
+}
+
+const Tensor& CategoricalProcess::grid_table() const {
+  std::call_once(table_once_, [this] {
+    TORCH_CHECK(steps_ > 0, name(), ": the grid table exists only in discrete time (T >= 1)");
+    auto table = build_grid_table();  // [T + 1, V, V]
+    if (table.numel() * 8 > (int64_t(64) << 20)) table = table.to(torch::kFloat32);
+    table_ = table.contiguous();
+  });
+  return table_;
+}
+
+Tensor CategoricalProcess::qbar_at(const Tensor& t, const Tensor& like) const {
+  auto td = t.to(torch::kFloat64).cpu();
+  Tensor Q;
+  if (steps_ > 0) {
+    auto pos = td * double(steps_);
+    auto idx = pos.round();
+    if ((pos - idx).abs().max().item<double>() < 1e-6) {
+      // A single time (the common case in evaluation and sampling) is one matrix, broadcast later.
+      bool same = (idx == idx[0]).all().item<bool>();
+      Q = same ? grid_table().narrow(0, idx[0].item<int64_t>(), 1) : grid_table().index_select(0, idx.to(torch::kLong));
+    }
+  }
+  if (!Q.defined()) {
+    bool same = (td == td[0]).all().item<bool>();
+    Q = same ? qbar(td.narrow(0, 0, 1)) : qbar(td);
+  }
+  return Q.to(like.device(), like.scalar_type());
+}
+
+Tensor CategoricalProcess::dense_marginal(const Tensor& x0, const Tensor& t, const Tensor& like) const {
+  auto Q = batch_of(qbar_at(t, like), x0.size(0));  // [B, V, V]
+  auto xf = flat(x0);                               // [B, M]
+  return unflat(Q.gather(1, xf.unsqueeze(-1).expand({xf.size(0), xf.size(1), V_})), x0);
+}
+
+Tensor CategoricalProcess::dense_likelihood(const Tensor& xt, const Tensor& t, const Tensor& like) const {
+  return gather_columns(batch_of(qbar_at(t, like), xt.size(0)), xt, K_);
+}
+
+Tensor CategoricalProcess::dense_mul_qbar(const Tensor& w, const Tensor& t) const {
+  auto Q = batch_of(qbar_at(t, w), w.size(0)).narrow(1, 0, K_);  // [B, K, V]
+  auto wf = w.reshape({w.size(0), -1, K_});                      // [B, M, K]
+  auto out = torch::bmm(wf, Q);                                  // [B, M, V]
+  auto shape = w.sizes().vec();
+  shape.back() = V_;
+  return out.reshape(shape);
+}
+
+Tensor CategoricalProcess::dense_rates_into(const Tensor& xt, const Tensor& t, const Tensor& like) const {
+  auto td = t.to(torch::kFloat64).cpu();
+  bool same = (td == td[0]).all().item<bool>();
+  auto R = rate(same ? td.narrow(0, 0, 1) : td).to(like.device(), like.scalar_type());
+  return gather_columns(batch_of(R, xt.size(0)), xt, V_);
+}
+
+Tensor CategoricalProcess::marginal_probs(const Tensor& x0, const Tensor& t) const {
+  return dense_marginal(x0, t, torch::empty({0}, torch::TensorOptions().dtype(compute_dtype_).device(x0.device())));
+}
+
+Tensor CategoricalProcess::likelihood_of_xt(const Tensor& xt, const Tensor& t) const {
+  return dense_likelihood(xt, t, torch::empty({0}, torch::TensorOptions().dtype(compute_dtype_).device(xt.device())));
+}
+
+Tensor CategoricalProcess::mul_qbar(const Tensor& w, const Tensor& t) const { return dense_mul_qbar(w, t); }
+
+Tensor CategoricalProcess::step_probs_into(const Tensor& xt, const Tensor& s, const Tensor& t) const {
+  auto sd = s.to(torch::kFloat64).cpu(), td = t.to(torch::kFloat64).cpu();
+  bool same = (sd == sd[0]).all().item<bool>() && (td == td[0]).all().item<bool>();
+  auto Q = same ? qstep(sd.narrow(0, 0, 1), td.narrow(0, 0, 1)) : qstep(sd, td);
+  return gather_columns(batch_of(Q.to(xt.device(), compute_dtype_), xt.size(0)), xt, V_);
+}
+
+Tensor CategoricalProcess::rates_into(const Tensor& xt, const Tensor& t) const {
+  return dense_rates_into(xt, t, torch::empty({0}, torch::TensorOptions().dtype(compute_dtype_).device(xt.device())));
+}
+
+Tensor CategoricalProcess::posterior_probs(const Tensor& x0, const Tensor& xt, const Tensor& s, const Tensor& t) const {
+  auto p = step_probs_into(xt, s, t) * marginal_probs(x0, s);  // [B, ..., V]
+  return p / p.sum(-1, true);
+}
+
+namespace {
+// w(x0) = p(x0 | x_t) / q(x_t | x0), zero where x0 cannot reach x_t.  [B, ..., K]
+Tensor denoiser_weights(const Tensor& logp, const Tensor& lik) {
+  auto l = lik.to(logp.scalar_type());
+  return torch::where(l > 0, logp.exp() / torch::where(l > 0, l, torch::ones_like(l)), torch::zeros_like(l));
+}
+}  // namespace
+
+Tensor CategoricalProcess::reverse_probs(const Tensor& xt, const Tensor& s, const Tensor& t, const Tensor& logp) const {
+  auto w = denoiser_weights(logp, likelihood_of_xt(xt, t));
+  auto p = step_probs_into(xt, s, t).to(logp.scalar_type()) * mul_qbar(w, s);  // [B, ..., V]
+  return p / p.sum(-1, true);
+}
+
+Tensor CategoricalProcess::reverse_rates(const Tensor& xt, const Tensor& t, const Tensor& logp) const {
+  auto w = denoiser_weights(logp, likelihood_of_xt(xt, t));
+  auto rin = rates_into(xt, t).to(logp.scalar_type()).scatter(-1, xt.unsqueeze(-1), 0.0);
+  return rin * mul_qbar(w, t);
+}
+
+Tensor CategoricalProcess::sample_xt(const Tensor& x0, const Tensor& t, torch::Generator& gen) const {
+  return sample_categorical(marginal_probs(x0, t), gen);
+}
+
+Tensor CategoricalProcess::sample_prior(at::IntArrayRef shape, const torch::TensorOptions& opts, torch::Generator& gen) const {
+  auto p = prior_probs().to(torch::kFloat64);
+  std::vector<int64_t> full(shape.begin(), shape.end());
+  full.push_back(V_);
+  return sample_categorical(p.expand(full), gen).to(opts.device());
+}
+
+Tensor CategoricalProcess::prior_kl(const Tensor& x0) const {
+  auto one = torch::ones({x0.size(0)}, torch::kFloat64);
+  auto q = marginal_probs(x0, one);
+  return categorical_kl_probs(q, prior_probs().to(q.options()).expand_as(q));
+}
+
+Tensor CategoricalProcess::read_output(const Tensor& out, const Tensor& xt, const Tensor& t) const {
+  auto lik = likelihood_of_xt(xt, t);  // [B, ..., K]
+  auto masked = out.masked_fill(lik <= 0, -std::numeric_limits<double>::infinity());
+  return torch::log_softmax(masked, -1);
+}
+
+Tensor CategoricalProcess::reconstruction(const Tensor& x0, const Tensor& xt, const Tensor& t, const Tensor& logp) const {
+  return -logp.gather(-1, x0.unsqueeze(-1)).squeeze(-1);
+}
+
+Tensor CategoricalProcess::step_kl(const Tensor& x0, const Tensor& xt, const Tensor& s, const Tensor& t,
+                                   const Tensor& logp) const {
+  return categorical_kl_probs(posterior_probs(x0, xt, s, t).to(logp.scalar_type()), reverse_probs(xt, s, t, logp));
+}
+
+Tensor CategoricalProcess::elbo_integrand(const Tensor& x0, const Tensor& xt, const Tensor& t, const Tensor& logp) const {
+  return elbo_integrand_generic(x0, xt, t, logp);
+}
+
+Tensor CategoricalProcess::elbo_integrand_generic(const Tensor& x0, const Tensor& xt, const Tensor& t,
+                                                  const Tensor& logp) const {
+  auto mq = marginal_probs(x0, t).to(logp.scalar_type());               // q(y | x0)        [B, ..., V]
+  auto ratio_q = mq / mq.gather(-1, xt.unsqueeze(-1));                   // q(y|x0)/q(x_t|x0)
+  auto ratio_th = mul_qbar(denoiser_weights(logp, likelihood_of_xt(xt, t)), t);
+  auto rin = rates_into(xt, t).to(logp.scalar_type()).scatter(-1, xt.unsqueeze(-1), 0.0);  // R_t(y, x_t), y != x_t
+  return rate_bregman(rin, ratio_q, ratio_th);
+}
+
+Tensor CategoricalProcess::elbo_integrand_dense(const Tensor& x0, const Tensor& xt, const Tensor& t,
+                                                const Tensor& logp) const {
+  auto mq = dense_marginal(x0, t, logp);
+  auto ratio_q = mq / mq.gather(-1, xt.unsqueeze(-1));
+  auto ratio_th = dense_mul_qbar(denoiser_weights(logp, dense_likelihood(xt, t, logp)), t);
+  auto rin = dense_rates_into(xt, t, logp).scatter(-1, xt.unsqueeze(-1), 0.0);
+  return rate_bregman(rin, ratio_q, ratio_th);
+}
+
+Tensor CategoricalProcess::sample_reverse(const Tensor& xt, const Tensor& s, const Tensor& t, const Tensor& logp,
+                                          torch::Generator& gen) const {
+  return sample_categorical(reverse_probs(xt, s, t, logp), gen);
+}
+
+}  // namespace gsdiff
