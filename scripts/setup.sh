@@ -11,6 +11,7 @@ PKGS=(
   libpng-dev zlib1g-dev
   dataset-fashion-mnist   # real images on a fresh machine
   python3-torch           # /usr/bin/python3 side checks (loading exports, reference models)
+  clang libclang-rt-14-dev  # libFuzzer targets for the data parsers
 )
 missing=()
 for p in "${PKGS[@]}"; do
