@@ -45,13 +45,17 @@ Loader::Loader(std::shared_ptr<const Dataset> dataset, LoaderOptions opt) : data
 
 Loader::~Loader() { stop_worker(); }
 
+// Caller holds cache_mu_. One epoch's order is kept, so a batch costs only its slice.
+static void fill_cache(const Dataset& ds, const LoaderOptions& o, int64_t epoch, int64_t& cached_epoch,
+                       std::vector<int64_t>& cached) {
+  if (cached_epoch == epoch) return;
+  cached = rank_indices(ds.size(), o.seed, epoch, o.rank, o.world, o.shuffle, o.remainder);
+  cached_epoch = epoch;
+}
+
 std::vector<int64_t> Loader::epoch_indices(int64_t epoch) const {
   std::lock_guard<std::mutex> lk(cache_mu_);
-  if (cached_epoch_ != epoch) {
-    cached_indices_ = rank_indices(dataset_->size(), opt_.seed, epoch, opt_.rank, opt_.world, opt_.shuffle,
-                                   opt_.remainder);
-    cached_epoch_ = epoch;
-  }
+  fill_cache(*dataset_, opt_, epoch, cached_epoch_, cached_indices_);
   return cached_indices_;
 }
 
@@ -61,7 +65,9 @@ Batch Loader::batch_at(int64_t epoch, int64_t b) const {
                             " outside 0.." + std::to_string(batches_per_epoch_ - 1));
   std::vector<int64_t> idx;
   {
-    auto all = epoch_indices(epoch);
+    std::lock_guard<std::mutex> lk(cache_mu_);
+    fill_cache(*dataset_, opt_, epoch, cached_epoch_, cached_indices_);
+    const auto& all = cached_indices_;
     const int64_t lo = b * opt_.batch_size, hi = std::min<int64_t>(lo + opt_.batch_size, all.size());
     idx.assign(all.begin() + lo, all.begin() + hi);
   }

@@ -10,7 +10,7 @@ GmmSpec GmmSpec::ring(int64_t k, double radius, double std) {
   if (k < 1) throw std::invalid_argument("toy-gmm: components must be >= 1");
   GmmSpec s;
   for (int64_t i = 0; i < k; ++i) {
-    double a = 2.0 * M_PI * double(i) / double(k);
+    double a = 2.0 * 3.14159265358979323846 * double(i) / double(k);
     s.means.push_back({radius * std::cos(a), radius * std::sin(a)});
     s.stds.push_back(std);
     s.weights.push_back(1.0);
