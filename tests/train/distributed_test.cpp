@@ -1,0 +1,271 @@
+// Data parallel over Gloo on loopback: 2 processes == 1 process with the combined batch; a dead rank
+// makes the survivor fail with a clear error instead of hanging. The test binary re-runs itself as the
+// worker processes (DistributedWorker.Run, active only when GSDIFF_DIST_WORKER is set).
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <iostream>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "train/distributed.h"
+
+namespace fs = std::filesystem;
+using gsdiff::dist::GradSync;
+
+namespace {
+
+constexpr int kSteps = 3;
+constexpr int64_t kGlobalBatch = 8;
+
+struct Net : torch::nn::Module {
+  torch::nn::Conv2d conv{nullptr};
+  torch::nn::Linear fc{nullptr};
+  torch::Tensor unused;  // never receives a gradient: exercises the "fill in finish()" path
+  Net() {
+    conv = register_module("conv", torch::nn::Conv2d(torch::nn::Conv2dOptions(1, 4, 3)));
+    fc = register_module("fc", torch::nn::Linear(4 * 6 * 6, 3));
+    unused = register_parameter("unused", torch::randn({5}));
+  }
+  torch::Tensor forward(torch::Tensor x) { return fc(torch::relu(conv(x)).flatten(1)); }
+};
+
+std::pair<torch::Tensor, torch::Tensor> data_for_step(int step) {
+  auto g = torch::make_generator<torch::CPUGeneratorImpl>(1000 + step);
+  auto x = torch::randn({kGlobalBatch, 1, 8, 8}, g);
+  auto y = torch::randn({kGlobalBatch, 3}, g);
+  return {x, y};
+}
+
+// k SGD(momentum) steps on examples [lo, hi) of each step's global batch, in `accumulate` micro-batches,
+// each loss scaled so that the accumulated gradient is the mean over [lo, hi).
+void train(Net& net, int64_t lo, int64_t hi, int accumulate, GradSync* sync, int die_rank_at_step = -1, int rank = 0) {
+  torch::optim::SGD opt(net.parameters(), torch::optim::SGDOptions(0.1).momentum(0.9));
+  const int64_t n = hi - lo, micro = n / accumulate;
+  for (int s = 0; s < kSteps; ++s) {
+    if (s == die_rank_at_step) std::_Exit(3);  // a crashed rank: no cleanup, sockets closed by the kernel
+    auto [x, y] = data_for_step(s);
+    opt.zero_grad();
+    for (int m = 0; m < accumulate; ++m) {
+      if (sync) sync->set_enabled(m == accumulate - 1);
+      auto xs = x.narrow(0, lo + m * micro, micro), ys = y.narrow(0, lo + m * micro, micro);
+      auto loss = torch::mse_loss(net.forward(xs), ys) / accumulate;
+      loss.backward();
+    }
+    if (sync) sync->finish();
+    opt.step();
+  }
+}
+
+std::vector<torch::Tensor> params_of(Net& net) {
+  std::vector<torch::Tensor> out;
+  for (auto& p : net.parameters()) out.push_back(p.detach().clone());
+  return out;
+}
+
+int free_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = 0;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) return -1;
+  socklen_t len = sizeof a;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  int port = ntohs(a.sin_port);
+  ::close(fd);
+  return port;
+}
+
+std::string read_file(const fs::path& p) {
+  std::ifstream f(p);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+struct Child {
+  pid_t pid = -1;
+  int status = -1;
+  bool done = false;
+  fs::path err;
+};
+
+// Starts `world` copies of this test binary as workers and waits up to `deadline`; kills stragglers.
+std::vector<Child> run_workers(int world, const std::string& mode, const fs::path& dir, std::chrono::seconds deadline,
+                               bool* timed_out) {
+  int port = free_port();
+  EXPECT_GT(port, 0);
+  std::vector<Child> kids(world);
+  for (int r = 0; r < world; ++r) {
+    kids[r].err = dir / ("rank" + std::to_string(r) + ".err");
+    pid_t pid = ::fork();
+    if (pid == 0) {
+      std::FILE* f = std::freopen(kids[r].err.c_str(), "w", stderr);
+      std::FILE* g = std::freopen("/dev/null", "w", stdout);
+      (void)f;
+      (void)g;
+      ::setenv("GSDIFF_DIST_WORKER", mode.c_str(), 1);
+      ::setenv("GSDIFF_DIST_OUT", dir.c_str(), 1);
+      ::setenv("RANK", std::to_string(r).c_str(), 1);
+      ::setenv("LOCAL_RANK", std::to_string(r).c_str(), 1);
+      ::setenv("WORLD_SIZE", std::to_string(world).c_str(), 1);
+      ::setenv("MASTER_ADDR", "127.0.0.1", 1);
+      ::setenv("MASTER_PORT", std::to_string(port).c_str(), 1);
+      const char* argv[] = {"/proc/self/exe", "--gtest_filter=DistributedWorker.Run", nullptr};
+      ::execv("/proc/self/exe", const_cast<char**>(argv));
+      std::_Exit(127);
+    }
+    kids[r].pid = pid;
+  }
+  auto until = std::chrono::steady_clock::now() + deadline;
+  *timed_out = false;
+  for (;;) {
+    bool all = true;
+    for (auto& k : kids) {
+      if (k.done) continue;
+      if (::waitpid(k.pid, &k.status, WNOHANG) == k.pid) k.done = true;
+      else all = false;
+    }
+    if (all) break;
+    if (std::chrono::steady_clock::now() > until) {
+      *timed_out = true;
+      for (auto& k : kids)
+        if (!k.done) {
+          ::kill(k.pid, SIGKILL);
+          ::waitpid(k.pid, &k.status, 0);
+          k.done = true;
+        }
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return kids;
+}
+
+fs::path fresh_dir(const std::string& name) {
+  fs::path d = fs::temp_directory_path() / ("gsdiff_dist_" + name + "_" + std::to_string(::getpid()));
+  fs::remove_all(d);
+  fs::create_directories(d);
+  return d;
+}
+
+}  // namespace
+
+// The worker body (runs only inside the processes spawned above).
+TEST(DistributedWorker, Run) {
+  const char* mode_c = std::getenv("GSDIFF_DIST_WORKER");
+  if (!mode_c) GTEST_SKIP() << "worker process only";
+  std::string mode = mode_c;
+  try {
+    gsdiff::dist::DistOptions o;
+    o.timeout = std::chrono::seconds(5);
+    auto pg = gsdiff::dist::init_from_env(o);
+    if (!pg) throw std::runtime_error("no process group");
+    int rank = pg->rank(), world = pg->world();
+    torch::manual_seed(42 + rank);  // different init per rank: broadcast_parameters must fix it
+    Net net;
+    bool overlap = mode != "sync";
+    int accumulate = mode == "accumulate" ? 2 : 1;
+    GradSync sync(pg, net.parameters(), /*bucket_bytes=*/256, overlap);
+    sync.broadcast_parameters();
+    const int64_t share = kGlobalBatch / world;
+    train(net, rank * share, (rank + 1) * share, accumulate, &sync, mode == "die" && rank == 1 ? 1 : -1, rank);
+    if (overlap && sync.buckets_launched_in_backward() < 1) throw std::runtime_error("no bucket overlapped backward");
+    auto ps = params_of(net);
+    torch::save(ps, (fs::path(std::getenv("GSDIFF_DIST_OUT")) / ("params" + std::to_string(rank) + ".pt")).string());
+    std::fprintf(stderr, "worker ok: %lld buckets, %lld launched in backward\n", (long long)sync.num_buckets(),
+                 (long long)sync.buckets_launched_in_backward());
+    std::fflush(stderr);
+    pg->barrier();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "worker error: %s\n", e.what());
+    std::fflush(stderr);
+    std::_Exit(1);  // skip destructors: a broken group may block in teardown
+  }
+  std::fflush(nullptr);
+  std::_Exit(0);
+}
+
+class DistributedEquality : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(DistributedEquality, TwoRanksMatchOneProcessWithCombinedBatch) {
+  const std::string mode = GetParam();
+  fs::path dir = fresh_dir(mode);
+  bool timed_out = false;
+  auto kids = run_workers(2, mode, dir, std::chrono::seconds(40), &timed_out);
+  ASSERT_FALSE(timed_out) << read_file(kids[0].err) << read_file(kids[1].err);
+  for (auto& k : kids)
+    ASSERT_TRUE(WIFEXITED(k.status) && WEXITSTATUS(k.status) == 0) << k.err << ":\n" << read_file(k.err);
+
+  torch::manual_seed(42);
+  Net ref;
+  train(ref, 0, kGlobalBatch, mode == "accumulate" ? 2 : 1, nullptr);
+  auto want = params_of(ref);
+  for (int r = 0; r < 2; ++r) {
+    std::vector<torch::Tensor> got;
+    torch::load(got, (dir / ("params" + std::to_string(r) + ".pt")).string());
+    ASSERT_EQ(got.size(), want.size());
+    for (size_t i = 0; i < want.size(); ++i)
+      EXPECT_TRUE(torch::allclose(got[i], want[i], /*rtol=*/1e-5, /*atol=*/1e-6))
+          << "rank " << r << " param " << i << " max diff " << (got[i] - want[i]).abs().max().item<double>();
+  }
+  fs::remove_all(dir);
+}
+
+INSTANTIATE_TEST_SUITE_P(Modes, DistributedEquality, ::testing::Values("overlap", "accumulate", "sync"));
+
+TEST(Distributed, DeadRankMakesSurvivorFailFastWithClearError) {
+  fs::path dir = fresh_dir("die");
+  bool timed_out = false;
+  auto t0 = std::chrono::steady_clock::now();
+  auto kids = run_workers(2, "die", dir, std::chrono::seconds(30), &timed_out);
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::string err0 = read_file(kids[0].err);
+  ASSERT_FALSE(timed_out) << "rank 0 hung after rank 1 died:\n" << err0;
+  EXPECT_TRUE(WIFEXITED(kids[1].status) && WEXITSTATUS(kids[1].status) == 3);
+  EXPECT_TRUE(WIFEXITED(kids[0].status) && WEXITSTATUS(kids[0].status) != 0) << err0;
+  EXPECT_NE(err0.find("distributed:"), std::string::npos) << err0;
+  EXPECT_NE(err0.find("rank 0 of 2"), std::string::npos) << err0;
+  EXPECT_LT(secs, 25.0);
+  std::cout << "survivor's error after " << secs << " s: " << err0.substr(err0.find("worker error")) << std::flush;
+  fs::remove_all(dir);
+}
+
+TEST(Distributed, EnvParsing) {
+  ::unsetenv("WORLD_SIZE");
+  auto e = gsdiff::dist::env_from_environment();
+  EXPECT_EQ(e.world, 1);
+  EXPECT_FALSE(e.from_env);
+  EXPECT_EQ(gsdiff::dist::init_from_env(), nullptr);
+  ::setenv("WORLD_SIZE", "4", 1);
+  ::setenv("RANK", "2", 1);
+  ::unsetenv("LOCAL_RANK");
+  ::setenv("MASTER_ADDR", "10.0.0.1", 1);
+  ::setenv("MASTER_PORT", "1234", 1);
+  e = gsdiff::dist::env_from_environment();
+  EXPECT_EQ(e.world, 4);
+  EXPECT_EQ(e.rank, 2);
+  EXPECT_EQ(e.local_rank, 2);
+  EXPECT_EQ(e.master_addr, "10.0.0.1");
+  EXPECT_EQ(e.master_port, 1234);
+  ::setenv("RANK", "4", 1);
+  EXPECT_THROW(gsdiff::dist::env_from_environment(), std::runtime_error);
+  ::setenv("RANK", "x", 1);
+  EXPECT_THROW(gsdiff::dist::env_from_environment(), std::runtime_error);
+  for (const char* v : {"WORLD_SIZE", "RANK", "MASTER_ADDR", "MASTER_PORT"}) ::unsetenv(v);
+}
