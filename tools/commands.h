@@ -18,6 +18,9 @@ const std::vector<Command>& commands();
 void set_threads(int requested);
 
 int cmd_info(int argc, char** argv);
+int cmd_train(int argc, char** argv);
+int cmd_eval(int argc, char** argv);
+int cmd_sample(int argc, char** argv);
 int cmd_data(int argc, char** argv);
 
 }  // namespace gsdiff::cli

@@ -12,6 +12,9 @@ namespace gsdiff::cli {
 
 const std::vector<Command>& commands() {
   static const std::vector<Command> table = {
+      {"train", "train a model from a JSON config (checkpoints, metrics, sample grids)", cmd_train},
+      {"eval", "likelihood bound of a checkpoint (bits/dim or bits/char, with standard error)", cmd_eval},
+      {"sample", "sample from a checkpoint: PNG grid or text lines", cmd_sample},
       {"info", "list registered processes and models; with --config, the resolved config and parameter count", cmd_info},
       {"data", "data utilities: text8ify INPUT OUTPUT, check CONFIG", cmd_data},
   };

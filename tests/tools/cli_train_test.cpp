@@ -1,0 +1,105 @@
+// The gsdiff train / eval / sample commands end to end on a few Fashion-MNIST steps, plus errors and --help.
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <sys/wait.h>
+
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+namespace {
+
+struct Run {
+  int rc;
+  std::string out;
+};
+
+Run run(const std::string& args) {
+  std::string cmd = std::string(GSDIFF_CLI) + " " + args + " 2>&1";
+  Run r{-1, ""};
+  FILE* p = popen(cmd.c_str(), "r");
+  if (!p) return r;
+  std::array<char, 4096> buf;
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
+  int st = pclose(p);
+  r.rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return r;
+}
+
+std::string dir_for(const std::string& name) {
+  auto d = std::filesystem::temp_directory_path() / ("gsdiff_cli_" + name);
+  std::filesystem::remove_all(d);
+  return d.string();
+}
+
+const std::string kQuick = std::string(GSDIFF_SOURCE_DIR) + "/configs/quickstart.json";
+const std::string kTiny = " --set train.steps=3 --set data.batch_size=4 --set eval.limit=6 --set eval.batch_size=3"
+                          " --set sample.num=4 --set sample.steps=3 --set train.log_every=1 --threads 1 --quiet";
+
+TEST(CliTrain, TrainEvalSampleEndToEnd) {
+  auto out = dir_for("e2e");
+  auto tr = run("train --config " + kQuick + kTiny + " --out " + out);
+  ASSERT_EQ(tr.rc, 0) << tr.out;
+  auto ckpt = out + "/ckpt-00000003.gsdiff";
+  ASSERT_TRUE(std::filesystem::exists(ckpt)) << tr.out;
+  EXPECT_TRUE(std::filesystem::exists(out + "/samples-3.png"));
+  std::ifstream metrics(out + "/metrics.jsonl");
+  std::string line;
+  int lines = 0;
+  while (std::getline(metrics, line)) {
+    auto j = nlohmann::json::parse(line);
+    EXPECT_TRUE(j.contains("loss") && j.contains("lr") && j.contains("grad_norm") && j.contains("bits"));
+    ++lines;
+  }
+  EXPECT_EQ(lines, 3);
+
+  auto ev = run("eval --checkpoint " + ckpt + " --limit 6 --threads 1");
+  ASSERT_EQ(ev.rc, 0) << ev.out;
+  auto j = nlohmann::json::parse(ev.out.substr(ev.out.find('{')));
+  EXPECT_EQ(j["unit"], "bits/dim");
+  EXPECT_EQ(j["examples"], 6);
+  EXPECT_EQ(j["estimate"], "monte-carlo");
+  EXPECT_GT(j["bound"].get<double>(), 0.0);
+  EXPECT_GT(j["stderr"].get<double>(), 0.0);
+
+  auto png = out + "/s.png";
+  auto sa = run("sample --checkpoint " + ckpt + " --num 4 --steps 3 --out " + png + " --threads 1");
+  ASSERT_EQ(sa.rc, 0) << sa.out;
+  std::ifstream in(png, std::ios::binary);
+  char magic[8] = {};
+  in.read(magic, 8);
+  EXPECT_EQ(std::string(magic + 1, 3), "PNG");
+
+  // Resume continues from the newest checkpoint to a longer run.
+  auto re = run("train --config " + kQuick + kTiny + " --set train.steps=5 --out " + out + " --resume auto");
+  ASSERT_EQ(re.rc, 0) << re.out;
+  EXPECT_TRUE(std::filesystem::exists(out + "/ckpt-00000005.gsdiff"));
+}
+
+TEST(CliTrain, ConfigErrorsNameTheKey) {
+  auto r = run("train --config " + kQuick + " --set train.bogus=1 --out " + dir_for("err1"));
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_NE(r.out.find("train.bogus"), std::string::npos) << r.out;
+  r = run("train --config " + kQuick + " --set process.name=nope --out " + dir_for("err2"));
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_NE(r.out.find("nope"), std::string::npos) << r.out;
+  r = run("eval --checkpoint /nonexistent/ckpt.gsdiff");
+  EXPECT_EQ(r.rc, 1);
+  EXPECT_NE(r.out.find("/nonexistent/ckpt.gsdiff"), std::string::npos) << r.out;
+}
+
+TEST(CliTrain, HelpPerCommand) {
+  for (std::string c : {"eval", "sample"}) {
+    auto r = run(c + " --help");
+    EXPECT_EQ(r.rc, 0) << c;
+    EXPECT_NE(r.out.find("--checkpoint"), std::string::npos) << r.out;
+  }
+  auto r = run("train --help");
+  EXPECT_EQ(r.rc, 0);
+  EXPECT_NE(r.out.find("--resume"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("--set"), std::string::npos) << r.out;
+}
+
+}  // namespace

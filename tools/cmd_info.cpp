@@ -1,0 +1,52 @@
+// `gsdiff info`: registered processes (with default options) and models; with --config, the resolved config.
+#include <cxxopts.hpp>
+
+#include <iostream>
+
+#include "core/registry.h"
+#include "models/denoiser.h"
+#include "tools/commands.h"
+#include "train/trainer.h"
+
+namespace gsdiff::cli {
+
+int cmd_info(int argc, char** argv) {
+  cxxopts::Options o(argv[0], "List registered processes and models, or show a resolved config.");
+  o.add_options()("config", "config file: print it resolved, with the model's parameter count", cxxopts::value<std::string>())(
+      "set", "override a config value: key.path=value (repeatable)", cxxopts::value<std::vector<std::string>>())(
+      "plugin", "shared library registering extra processes", cxxopts::value<std::vector<std::string>>())(
+      "h,help", "show this help");
+  auto args = o.parse(argc, argv);
+  if (args.count("help")) {
+    std::cout << o.help() << "\n";
+    return 0;
+  }
+  register_builtins();
+  if (args.count("plugin"))
+    for (const auto& p : args["plugin"].as<std::vector<std::string>>()) load_plugin(p);
+  if (args.count("config")) {
+    std::vector<std::string> sets;
+    if (args.count("set")) sets = args["set"].as<std::vector<std::string>>();
+    auto cfg = load_config(args["config"].as<std::string>(), sets);
+    auto process = build_process(cfg);
+    auto model = build_model(cfg);
+    auto j = cfg.resolved;
+    j["process"] = process->options_json();
+    j["process"]["name"] = process->name();
+    j["model"] = model->config();
+    j["parameters"] = count_parameters(*model);
+    std::cout << j.dump(2) << std::endl;
+    return 0;
+  }
+  auto& reg = ProcessRegistry::global();
+  std::cout << "processes:\n";
+  for (const auto& n : reg.names()) {
+    const auto& e = reg.entry(n);
+    std::cout << "  " << n << ": " << e.description << "\n    defaults: " << e.defaults.dump() << "\n";
+  }
+  std::cout << "models:\n";
+  for (const auto& n : model_names()) std::cout << "  " << n << "\n";
+  return 0;
+}
+
+}  // namespace gsdiff::cli

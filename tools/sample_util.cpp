@@ -1,0 +1,60 @@
+// Draws samples with the ancestral sampler and writes them in the data's natural format.
+#include "tools/sample_util.h"
+
+#include <fstream>
+#include <iostream>
+
+#include "core/decoder.h"
+#include "data/factory.h"
+#include "sample/ancestral.h"
+#include "sample/writers.h"
+#include "train/evaluate.h"
+
+namespace gsdiff::cli {
+
+torch::Device parse_device(const std::string& s) {
+  if (s == "cpu") return torch::kCPU;
+  if (s.rfind("cuda", 0) == 0) {
+    if (!torch::cuda::is_available()) throw std::runtime_error("--device " + s + ": CUDA is not available");
+    return torch::Device(s);
+  }
+  throw std::invalid_argument("--device must be cpu or cuda[:N], got '" + s + "'");
+}
+
+void sample_to_file(const Config& cfg, const Process& process, DenoiserNet& model, const SampleRequest& req,
+                    const std::string& path) {
+  auto ds = data::make_dataset(eval_data_config(cfg));
+  std::vector<int64_t> shape = {req.num};
+  for (auto d : ds->example_shape()) shape.push_back(d);
+  auto gen = at::detail::createCPUGenerator(req.seed);
+  bool was_training = model->is_training();
+  model->eval();
+  auto progress = [&](int64_t k, int64_t n) {
+    if (req.progress && (k == n || k % std::max<int64_t>(1, n / 10) == 0))
+      std::cerr << "\rsampling step " << k << "/" << n << (k == n ? "\n" : "") << std::flush;
+  };
+  auto x = sample_ancestral(process, denoise_fn(model), default_grid(process, req.steps), shape, gen, progress,
+                            req.device).to(torch::kCPU);
+  if (was_training) model->train();
+  switch (ds->kind()) {
+    case data::DataKind::Image: {
+      auto levels = x.is_floating_point() ? unit_to_levels(x) : x.clamp(0, 255);
+      write_png_grid(path, levels.to(torch::kUInt8));  // [N,C,H,W] -> grid
+      break;
+    }
+    case data::DataKind::Tokens:
+      write_text(path, tokens_to_text8(x));
+      break;
+    case data::DataKind::Continuous: {
+      std::ofstream out(path);
+      auto flat = x.reshape({x.size(0), -1}).to(torch::kFloat64);  // [N, D]
+      for (int64_t i = 0; i < flat.size(0); ++i) {
+        for (int64_t j = 0; j < flat.size(1); ++j) out << (j ? "," : "") << flat[i][j].item<double>();
+        out << "\n";
+      }
+      break;
+    }
+  }
+}
+
+}  // namespace gsdiff::cli

@@ -1,0 +1,187 @@
+// Parses the run configuration into typed options; --set overrides by dotted path.
+#include "train/config.h"
+
+#include <algorithm>
+#include <fstream>
+#include <sstream>
+
+namespace gsdiff {
+
+namespace {
+
+using nlohmann::json;
+
+// Runs `body` with a JsonReader over j[section]; rewrites "field 'k'" as "field 'section.k'".
+template <typename F>
+void read_section(const json& j, const std::string& section, F body) {
+  static const json empty = json::object();
+  const json& sub = j.contains(section) ? j.at(section) : empty;
+  try {
+    JsonReader r(sub, "config");
+    body(r);
+    r.finish();
+  } catch (const ConfigError& e) {
+    std::string msg = e.what();
+    auto pos = msg.find("field '");
+    if (pos != std::string::npos) msg.insert(pos + 7, section + ".");
+    else msg = "config: section '" + section + "': " + msg;
+    throw ConfigError(msg);
+  }
+}
+
+}  // namespace
+
+Config parse_config(const json& j) {
+  if (!j.is_object()) throw ConfigError("config: expected a JSON object at the top level");
+  static const std::vector<std::string> sections = {"process", "model", "data", "eval_data", "objective",
+                                                    "train",   "sample", "eval", "debug", "comment"};
+  for (auto it = j.begin(); it != j.end(); ++it)
+    if (std::find(sections.begin(), sections.end(), it.key()) == sections.end())
+      throw ConfigError("config: key '" + it.key() + "' is not a known section; known: " + JsonReader::join(sections));
+  Config c;
+  for (const char* req : {"process", "model", "data"}) {
+    if (!j.contains(req)) throw ConfigError(std::string("config: section '") + req + "' is required");
+    if (!j.at(req).is_object()) throw ConfigError(std::string("config: section '") + req + "' must be an object");
+  }
+  c.process = j.at("process");
+  c.model = j.at("model");
+  c.data = j.at("data");
+  c.eval_data = j.value("eval_data", json::object());
+  if (!c.eval_data.is_object()) throw ConfigError("config: section 'eval_data' must be an object");
+
+  auto& o = c.objective;
+  read_section(j, "objective", [&](JsonReader& r) {
+    o.name(r.choice("name", o.name(), {"elbo", "simple", "weighted", "hybrid", "masked-ce"}));
+    o.low_discrepancy(r.get("low_discrepancy", o.low_discrepancy()));
+    o.weighting(r.choice("weighting", o.weighting(), {"min-snr", "likelihood"}));
+    o.min_snr_gamma(r.get("min_snr_gamma", o.min_snr_gamma()));
+    o.hybrid_lambda(r.get("hybrid_lambda", o.hybrid_lambda()));
+  });
+  auto& t = c.train;
+  read_section(j, "train", [&](JsonReader& r) {
+    t.steps(r.get("steps", t.steps()));
+    t.lr(r.get("lr", t.lr()));
+    t.weight_decay(r.get("weight_decay", t.weight_decay()));
+    t.beta1(r.get("beta1", t.beta1()));
+    t.beta2(r.get("beta2", t.beta2()));
+    t.adam_eps(r.get("adam_eps", t.adam_eps()));
+    t.warmup_steps(r.get("warmup_steps", t.warmup_steps()));
+    t.lr_schedule(r.choice("lr_schedule", t.lr_schedule(), {"constant", "cosine"}));
+    t.grad_clip(r.get("grad_clip", t.grad_clip()));
+    t.ema_decay(r.get("ema_decay", t.ema_decay()));
+    t.ema_warmup(r.get("ema_warmup", t.ema_warmup()));
+    t.accumulate(r.get("accumulate", t.accumulate()));
+    t.seed(r.get("seed", t.seed()));
+    t.label_dropout(r.get("label_dropout", t.label_dropout()));
+    t.log_every(r.get("log_every", t.log_every()));
+    t.checkpoint_every(r.get("checkpoint_every", t.checkpoint_every()));
+    t.keep_checkpoints(r.get("keep_checkpoints", t.keep_checkpoints()));
+    t.sample_every(r.get("sample_every", t.sample_every()));
+    t.eval_every(r.get("eval_every", t.eval_every()));
+    t.max_consecutive_skips(r.get("max_consecutive_skips", t.max_consecutive_skips()));
+    if (t.steps() < 0) r.fail("steps", "must be >= 0");
+    if (t.accumulate() < 1) r.fail("accumulate", "must be >= 1");
+    if (t.lr() <= 0) r.fail("lr", "must be > 0");
+    if (t.ema_decay() < 0 || t.ema_decay() >= 1) r.fail("ema_decay", "must be in [0, 1)");
+    if (t.keep_checkpoints() < 1) r.fail("keep_checkpoints", "must be >= 1");
+  });
+  auto& s = c.sample;
+  read_section(j, "sample", [&](JsonReader& r) {
+    s.steps(r.get("steps", s.steps()));
+    s.num(r.get("num", s.num()));
+    s.seed(r.get("seed", s.seed()));
+    s.ema(r.get("ema", s.ema()));
+  });
+  auto& e = c.eval;
+  read_section(j, "eval", [&](JsonReader& r) {
+    e.limit(r.get("limit", e.limit()));
+    e.batch_size(r.get("batch_size", e.batch_size()));
+    e.exact(r.get("exact", e.exact()));
+    e.time_samples(r.get("time_samples", e.time_samples()));
+    e.seed(r.get("seed", e.seed()));
+    e.ema(r.get("ema", e.ema()));
+    if (e.batch_size() < 1) r.fail("batch_size", "must be >= 1");
+  });
+  read_section(j, "debug", [&](JsonReader& r) { c.debug.nan_at_step(r.get("nan_at_step", c.debug.nan_at_step())); });
+  c.resolved = to_json(c);
+  if (j.contains("comment")) c.resolved["comment"] = j.at("comment");
+  return c;
+}
+
+json to_json(const Config& c) {
+  const auto &o = c.objective;
+  const auto &t = c.train;
+  const auto &s = c.sample;
+  const auto &e = c.eval;
+  return json{
+      {"process", c.process},
+      {"model", c.model},
+      {"data", c.data},
+      {"eval_data", c.eval_data},
+      {"objective", {{"name", o.name()}, {"low_discrepancy", o.low_discrepancy()}, {"weighting", o.weighting()},
+                     {"min_snr_gamma", o.min_snr_gamma()}, {"hybrid_lambda", o.hybrid_lambda()}}},
+      {"train", {{"steps", t.steps()}, {"lr", t.lr()}, {"weight_decay", t.weight_decay()}, {"beta1", t.beta1()},
+                 {"beta2", t.beta2()}, {"adam_eps", t.adam_eps()}, {"warmup_steps", t.warmup_steps()},
+                 {"lr_schedule", t.lr_schedule()}, {"grad_clip", t.grad_clip()}, {"ema_decay", t.ema_decay()},
+                 {"ema_warmup", t.ema_warmup()}, {"accumulate", t.accumulate()}, {"seed", t.seed()},
+                 {"label_dropout", t.label_dropout()}, {"log_every", t.log_every()},
+                 {"checkpoint_every", t.checkpoint_every()}, {"keep_checkpoints", t.keep_checkpoints()},
+                 {"sample_every", t.sample_every()}, {"eval_every", t.eval_every()},
+                 {"max_consecutive_skips", t.max_consecutive_skips()}}},
+      {"sample", {{"steps", s.steps()}, {"num", s.num()}, {"seed", s.seed()}, {"ema", s.ema()}}},
+      {"eval", {{"limit", e.limit()}, {"batch_size", e.batch_size()}, {"exact", e.exact()},
+                {"time_samples", e.time_samples()}, {"seed", e.seed()}, {"ema", e.ema()}}},
+      {"debug", {{"nan_at_step", c.debug.nan_at_step()}}},
+  };
+}
+
+void apply_set(json& j, const std::string& assignment) {
+  auto eq = assignment.find('=');
+  if (eq == std::string::npos || eq == 0)
+    throw ConfigError("--set '" + assignment + "': expected key.path=value");
+  std::string path = assignment.substr(0, eq), text = assignment.substr(eq + 1);
+  json value;
+  try {
+    value = json::parse(text);
+  } catch (const std::exception&) {
+    value = text;  // not JSON: a bare string
+  }
+  json* node = &j;
+  std::stringstream ss(path);
+  std::string part, done;
+  std::vector<std::string> parts;
+  while (std::getline(ss, part, '.')) parts.push_back(part);
+  for (size_t i = 0; i < parts.size(); ++i) {
+    if (parts[i].empty()) throw ConfigError("--set '" + assignment + "': empty key in '" + path + "'");
+    if (!node->is_object()) throw ConfigError("--set: '" + done + "' is not an object");
+    if (i + 1 == parts.size()) {
+      (*node)[parts[i]] = value;
+    } else {
+      node = &(*node)[parts[i]];
+      if (node->is_null()) *node = json::object();
+      done += (done.empty() ? "" : ".") + parts[i];
+    }
+  }
+}
+
+Config load_config(const std::string& path, const std::vector<std::string>& sets) {
+  std::ifstream in(path);
+  if (!in) throw ConfigError("config: cannot open '" + path + "'");
+  json j;
+  try {
+    j = json::parse(in, nullptr, true, /*ignore_comments=*/true);
+  } catch (const std::exception& e) {
+    throw ConfigError("config '" + path + "': invalid JSON: " + e.what());
+  }
+  for (const auto& s : sets) apply_set(j, s);
+  return parse_config(j);
+}
+
+json eval_data_config(const Config& c) {
+  json d = c.data;
+  for (const char* k : {"batch_size", "seed", "shuffle", "drop_last", "prefetch", "remainder"}) d.erase(k);
+  for (auto it = c.eval_data.begin(); it != c.eval_data.end(); ++it) d[it.key()] = it.value();
+  return d;
+}
+
+}  // namespace gsdiff

@@ -1,0 +1,86 @@
+// The run configuration: one JSON file parsed once into typed option structs, with --set overrides.
+#pragma once
+#include <torch/torch.h>
+#include <nlohmann/json.hpp>
+
+#include <string>
+#include <vector>
+
+#include "core/options.h"
+
+namespace gsdiff {
+
+// What the network is trained on (train/objectives.h).
+struct ObjectiveOptions {
+  TORCH_ARG(std::string, name) = "elbo";        // elbo | simple | weighted | hybrid | masked-ce
+  TORCH_ARG(bool, low_discrepancy) = true;      // elbo: VDM's shifted-lattice t across the batch
+  TORCH_ARG(std::string, weighting) = "min-snr";  // weighted: min-snr | likelihood
+  TORCH_ARG(double, min_snr_gamma) = 5.0;       // weighted/min-snr (Hang et al. 2023)
+  TORCH_ARG(double, hybrid_lambda) = 0.001;     // hybrid: simple-or-CE + lambda * elbo (iDDPM / D3PM)
+};
+
+struct TrainOptions {
+  TORCH_ARG(int64_t, steps) = 1000;             // optimizer iterations
+  TORCH_ARG(double, lr) = 2e-4;
+  TORCH_ARG(double, weight_decay) = 0.0;
+  TORCH_ARG(double, beta1) = 0.9;
+  TORCH_ARG(double, beta2) = 0.999;
+  TORCH_ARG(double, adam_eps) = 1e-8;
+  TORCH_ARG(int64_t, warmup_steps) = 0;         // linear warmup from 0
+  TORCH_ARG(std::string, lr_schedule) = "constant";  // constant | cosine (to 0 at `steps`)
+  TORCH_ARG(double, grad_clip) = 1.0;           // max global grad norm; <= 0: off
+  TORCH_ARG(double, ema_decay) = 0.999;         // 0: no EMA
+  TORCH_ARG(bool, ema_warmup) = true;           // decay min(ema_decay, (1 + n) / (10 + n))
+  TORCH_ARG(int64_t, accumulate) = 1;           // micro-batches per optimizer step
+  TORCH_ARG(uint64_t, seed) = 0;                // trainer generator + torch global generator
+  TORCH_ARG(double, label_dropout) = 0.1;       // class-conditional: p(label -> null class)
+  TORCH_ARG(int64_t, log_every) = 50;
+  TORCH_ARG(int64_t, checkpoint_every) = 1000;
+  TORCH_ARG(int64_t, keep_checkpoints) = 3;
+  TORCH_ARG(int64_t, sample_every) = 0;         // sample grid every N steps (and at the end); 0 = only at the end
+  TORCH_ARG(int64_t, eval_every) = 0;           // validation bound every N steps; 0 = never
+  TORCH_ARG(int64_t, max_consecutive_skips) = 20;  // non-finite loss/grad: steps skipped before erroring
+};
+
+struct SampleOptions {
+  TORCH_ARG(int64_t, steps) = 0;     // reverse steps; 0 = the process's T, or 100 in continuous time
+  TORCH_ARG(int64_t, num) = 64;
+  TORCH_ARG(uint64_t, seed) = 0;
+  TORCH_ARG(bool, ema) = true;       // sample with the EMA weights when present
+};
+
+struct EvalOptions {
+  TORCH_ARG(int64_t, limit) = 0;          // examples scored; 0 = all
+  TORCH_ARG(int64_t, batch_size) = 100;
+  TORCH_ARG(bool, exact) = false;         // all T terms / Gauss–Legendre in t
+  TORCH_ARG(int64_t, time_samples) = 1;   // t per example (or quadrature nodes when exact)
+  TORCH_ARG(uint64_t, seed) = 0;
+  TORCH_ARG(bool, ema) = true;
+};
+
+struct DebugOptions {
+  TORCH_ARG(int64_t, nan_at_step) = -1;   // inject a NaN into the loss at this step (tests)
+};
+
+struct Config {
+  nlohmann::json process, model, data;  // checked by their own factories
+  nlohmann::json eval_data;             // merged over `data` for evaluation (e.g. {"split": "test"})
+  ObjectiveOptions objective;
+  TrainOptions train;
+  SampleOptions sample;
+  EvalOptions eval;
+  DebugOptions debug;
+  nlohmann::json resolved;  // the full config with every default filled in
+};
+
+// Parses a config object; unknown keys and wrong types throw ConfigError naming the dotted key.
+Config parse_config(const nlohmann::json& j);
+Config load_config(const std::string& path, const std::vector<std::string>& sets = {});
+// Applies one "a.b.c=value" override in place (value parsed as JSON, else taken as a string).
+void apply_set(nlohmann::json& j, const std::string& assignment);
+nlohmann::json to_json(const Config& c);
+
+// The data config for evaluation: data, minus loader keys, with eval_data merged over it.
+nlohmann::json eval_data_config(const Config& c);
+
+}  // namespace gsdiff

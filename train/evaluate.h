@@ -1,0 +1,37 @@
+// The data adapter (dataset values -> process space) and the likelihood bound over a dataset.
+#pragma once
+#include <torch/torch.h>
+#include <nlohmann/json.hpp>
+
+#include "core/elbo.h"
+#include "core/process.h"
+#include "data/dataset.h"
+#include "models/denoiser.h"
+#include "train/config.h"
+
+namespace gsdiff {
+
+// Images uint8 -> levels_to_unit (continuous processes) or int64 levels (discrete); tokens stay int64,
+// real-valued data stays float. Decided by process.space(): the only place data meets a process family.
+torch::Tensor to_process_space(const Process& p, const torch::Tensor& x);
+
+// The network as a DenoiseFn: float32 time, labels y (undefined = null class).
+DenoiseFn denoise_fn(DenoiserNet& model, torch::Tensor y = {});
+
+// An upper bound on -log p(x) averaged over examples, with its standard error (over examples).
+struct BoundResult {
+  double mean = 0, stderr_ = 0;  // in `unit`
+  double mean_nats = 0;          // per example
+  int64_t examples = 0;
+  double dims = 0;
+  bool exact = false;
+  int64_t time_samples = 1;
+  std::string unit;  // bits/dim or bits/char
+  nlohmann::json to_json() const;
+};
+
+// Scores the first `opts.limit()` examples (all when 0), in order, with negative_elbo under no_grad.
+BoundResult evaluate_bound(const Process& p, DenoiserNet& model, const data::Dataset& ds, const EvalOptions& opts,
+                           const torch::Device& device);
+
+}  // namespace gsdiff

@@ -1,0 +1,90 @@
+// The training objectives: elbo, simple, weighted, hybrid (and masked-ce as the absorbing ELBO).
+#include "train/objectives.h"
+
+#include "core/gaussian.h"
+#include "core/options.h"
+
+namespace gsdiff {
+
+using torch::Tensor;
+
+Tensor sample_train_times(const Process& p, int64_t batch, bool low_discrepancy, torch::Generator& gen,
+                          const torch::Device& device) {
+  if (p.continuous_time()) return sample_times(batch, p.t_min(), low_discrepancy, gen, device);
+  auto i = at::randint(1, p.steps() + 1, {batch}, gen, torch::TensorOptions().dtype(torch::kLong));
+  return (i.to(torch::kFloat64) / double(p.steps())).to(device);  // [B]
+}
+
+namespace {
+
+const GaussianProcess& require_gaussian(const Process& p, const std::string& objective) {
+  auto* g = dynamic_cast<const GaussianProcess*>(&p);
+  if (!g)
+    throw ConfigError("config: field 'objective.name' '" + objective + "' needs a Gaussian process, got '" +
+                      p.name() + "' (use elbo or hybrid)");
+  return *g;
+}
+
+// SNR(t)-weighted x0 error: alpha^2/sigma^2 ||x0 - x0_hat||^2 = ||eps - eps_hat||^2 (per dim, [B, ...]).
+Tensor eps_mse(const GaussianProcess& g, const DenoiseFn& f, const Tensor& x0, const Tensor& t, torch::Generator& gen) {
+  auto xt = g.sample_xt(x0, t, gen);                   // [B, ...]
+  auto x0_hat = predict(g, f, xt, t);                  // [B, ...]
+  auto snr = g.at(t, x0).snr();                        // broadcast [B, 1, ...]
+  return snr * (x0 - x0_hat).pow(2);
+}
+
+double dims(const Tensor& x0) { return double(x0[0].numel()); }
+
+ElboOptions mc_elbo(const ObjectiveOptions& o) { return ElboOptions().exact(false).time_samples(1).low_discrepancy(o.low_discrepancy()); }
+
+}  // namespace
+
+Objective make_objective(const ObjectiveOptions& o, const Process& process) {
+  const std::string name = o.name();
+  if (name == "elbo" || name == "masked-ce") {
+    return [o](const Process& p, const DenoiseFn& f, const Tensor& x0, torch::Generator& gen) {
+      auto nelbo = negative_elbo(p, f, x0, gen, mc_elbo(o)).total();  // [B] nats
+      return ObjectiveResult{nelbo / dims(x0), nelbo.detach()};
+    };
+  }
+  if (name == "simple") {
+    require_gaussian(process, name);
+    return [o](const Process& p, const DenoiseFn& f, const Tensor& x0, torch::Generator& gen) {
+      auto& g = require_gaussian(p, "simple");
+      auto t = sample_train_times(p, x0.size(0), false, gen, x0.device());
+      auto mse = eps_mse(g, f, x0, t, gen);                          // [B, ...]
+      return ObjectiveResult{mse.reshape({x0.size(0), -1}).mean(1), {}};  // [B]
+    };
+  }
+  if (name == "weighted") {
+    require_gaussian(process, name);
+    return [o](const Process& p, const DenoiseFn& f, const Tensor& x0, torch::Generator& gen) {
+      auto& g = require_gaussian(p, "weighted");
+      auto t = sample_train_times(p, x0.size(0), o.low_discrepancy(), gen, x0.device());
+      auto xt = g.sample_xt(x0, t, gen);
+      auto x0_hat = predict(g, f, xt, t);
+      auto v = g.at(t, x0);
+      // min-SNR-gamma: min(SNR, gamma) ||x0 - x0_hat||^2; likelihood: -SNR'(t)/2 ||x0 - x0_hat||^2.
+      auto w = o.weighting() == "min-snr" ? torch::clamp_max(v.snr(), o.min_snr_gamma()) : -0.5 * v.dsnr();
+      return ObjectiveResult{sum_dims(w * (x0 - x0_hat).pow(2)) / dims(x0), {}};
+    };
+  }
+  if (name == "hybrid") {
+    return [o](const Process& p, const DenoiseFn& f, const Tensor& x0, torch::Generator& gen) {
+      auto nelbo = negative_elbo(p, f, x0, gen, mc_elbo(o)).total();  // [B] nats
+      auto t = sample_train_times(p, x0.size(0), false, gen, x0.device());
+      const double D = dims(x0);
+      if (auto* g = dynamic_cast<const GaussianProcess*>(&p)) {  // iDDPM: L_simple + lambda L_vlb
+        auto simple = eps_mse(*g, f, x0, t, gen).reshape({x0.size(0), -1}).mean(1);
+        return ObjectiveResult{simple + o.hybrid_lambda() * nelbo / D, nelbo.detach()};
+      }
+      // D3PM: L_vb + lambda CE, CE = -log p_theta(x0 | x_t) at the sampled t; all per dimension.
+      auto xt = p.sample_xt(x0, t, gen);
+      auto ce = p.reconstruction(x0, xt, t, predict(p, f, xt, t)).reshape({x0.size(0), -1}).mean(1);
+      return ObjectiveResult{nelbo / D + o.hybrid_lambda() * ce, nelbo.detach()};
+    };
+  }
+  throw ConfigError("config: field 'objective.name' unknown objective '" + name + "'");
+}
+
+}  // namespace gsdiff

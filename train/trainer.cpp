@@ -1,0 +1,194 @@
+// The training loop, read top-down in named phases: batch, loss, backward, check, update, record.
+#include "train/trainer.h"
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <iomanip>
+#include <iostream>
+
+#include "core/registry.h"
+#include "data/factory.h"
+#include "train/checkpoint.h"
+
+namespace gsdiff {
+
+namespace {
+
+double now_s() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+template <typename F>
+auto with_context(const std::string& what, F f) -> decltype(f()) {
+  try {
+    return f();
+  } catch (const ConfigError&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw ConfigError("config: section '" + what + "': " + e.what());
+  }
+}
+
+}  // namespace
+
+std::unique_ptr<Process> build_process(const Config& cfg) {
+  return with_context("process", [&] { return make_process(cfg.process); });
+}
+
+DenoiserNet build_model(const Config& cfg) {
+  return with_context("model", [&] { return make_model(cfg.model); });
+}
+
+std::atomic<bool>& Trainer::stop_requested() {
+  static std::atomic<bool> flag{false};
+  return flag;
+}
+
+Trainer::Trainer(Config cfg, TrainerEnv env)
+    : cfg_(std::move(cfg)), env_(std::move(env)), gen_(at::detail::createCPUGenerator(cfg_.train.seed())) {
+  const auto& T = cfg_.train;
+  torch::manual_seed(T.seed());  // model initialisation and dropout use the global generator
+  process_ = build_process(cfg_);
+  model_ = build_model(cfg_);
+  model_->to(env_.device);
+  dataset_ = with_context("data", [&] { return data::make_dataset(cfg_.data); });
+  auto lopt = data::loader_options_from_json(cfg_.data);
+  lopt.device = env_.device;
+  loader_ = std::make_unique<data::Loader>(dataset_, lopt);
+  objective_ = make_objective(cfg_.objective, *process_);
+  optimizer_ = std::make_unique<torch::optim::AdamW>(
+      model_->parameters(), torch::optim::AdamWOptions(T.lr())
+                                .betas(std::make_tuple(T.beta1(), T.beta2()))
+                                .eps(T.adam_eps())
+                                .weight_decay(T.weight_decay()));
+  if (T.ema_decay() > 0) ema_ = std::make_unique<Ema>(*model_, T.ema_decay(), T.ema_warmup());
+
+  std::filesystem::create_directories(env_.out_dir);
+  std::string resume = env_.resume;
+  if (resume == "auto") resume = newest_valid_checkpoint(env_.out_dir);
+  if (!resume.empty()) load_checkpoint(resume);
+  metrics_.open(env_.out_dir + "/metrics.jsonl", std::ios::app);
+  std::ofstream(env_.out_dir + "/config.json") << cfg_.resolved.dump(2) << "\n";
+  start_wall_ = now_s();
+}
+
+Trainer::~Trainer() = default;
+
+double Trainer::lr_at(int64_t u) const {
+  const auto& T = cfg_.train;
+  double lr = T.lr();
+  if (T.warmup_steps() > 0 && u < T.warmup_steps()) return lr * double(u + 1) / double(T.warmup_steps());
+  if (T.lr_schedule() == "cosine") {
+    double span = double(std::max<int64_t>(1, T.steps() - T.warmup_steps()));
+    double progress = std::min(1.0, double(u - T.warmup_steps()) / span);
+    lr *= 0.5 * (1.0 + std::cos(M_PI * progress));
+  }
+  return lr;
+}
+
+bool Trainer::step() {
+  const auto& T = cfg_.train;
+  const double t0 = now_s();
+  model_->train();
+  optimizer_->zero_grad();
+
+  // Phase 1+2: batches and loss, accumulated over micro-batches.
+  double loss_sum = 0, nelbo_bits = 0, examples = 0;
+  int64_t nelbo_n = 0;
+  for (int64_t a = 0; a < T.accumulate(); ++a) {
+    auto batch = loader_->next();
+    auto x0 = to_process_space(*process_, batch.x).to(env_.device);  // [B, ...]
+    torch::Tensor y;
+    if (batch.labels.defined() && model_->num_classes() > 0) {  // label dropout to the null class
+      auto drop = at::rand({x0.size(0)}, gen_, torch::TensorOptions().dtype(torch::kFloat64)) < T.label_dropout();
+      y = torch::where(drop, torch::full_like(batch.labels, model_->num_classes()), batch.labels).to(env_.device);
+    }
+    auto r = objective_(*process_, denoise_fn(model_, y), x0, gen_);
+    auto loss = r.loss.mean() / double(T.accumulate());
+    if (cfg_.debug.nan_at_step() == step_ + 1) loss = loss * std::nan("");
+    // Phase 3: backward.
+    loss.backward();
+    loss_sum += loss.item<double>();
+    examples += double(x0.size(0));
+    if (r.nelbo.defined()) {
+      nelbo_bits += (r.nelbo.sum().item<double>()) / (double(x0[0].numel()) * std::log(2.0));
+      nelbo_n += x0.size(0);
+    }
+  }
+
+  // Phase 4: clip and check; a non-finite loss or gradient norm skips the update entirely.
+  double max_norm = T.grad_clip() > 0 ? T.grad_clip() : std::numeric_limits<double>::infinity();
+  double grad_norm = torch::nn::utils::clip_grad_norm_(model_->parameters(), max_norm);
+  ++step_;
+  losses_.push_back(loss_sum);
+  if (!std::isfinite(loss_sum) || !std::isfinite(grad_norm)) {
+    optimizer_->zero_grad();
+    ++skipped_;
+    if (++consecutive_skips_ >= T.max_consecutive_skips())
+      throw std::runtime_error("training diverged: " + std::to_string(consecutive_skips_) +
+                               " consecutive steps with a non-finite loss or gradient (last at step " +
+                               std::to_string(step_) + ")");
+    if (env_.verbose) std::cerr << "step " << step_ << ": non-finite loss/gradient, update skipped\n";
+    return false;
+  }
+  consecutive_skips_ = 0;
+
+  // Phase 5: update (LR schedule, AdamW, EMA).
+  const double lr = lr_at(updates_);
+  for (auto& g : optimizer_->param_groups()) static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
+  optimizer_->step();
+  if (ema_) ema_->update(*model_);
+  ++updates_;
+
+  // Phase 6: record.
+  win_loss_ += loss_sum;
+  win_examples_ += examples;
+  win_seconds_ += now_s() - t0;
+  ++win_steps_;
+  if (nelbo_n > 0) win_bits_ += nelbo_bits, win_bits_n_ += nelbo_n;
+  if (T.log_every() > 0 && step_ % T.log_every() == 0) log(win_loss_ / win_steps_, win_bits_n_ ? win_bits_ / win_bits_n_ : NAN,
+                                                           grad_norm, lr, win_examples_, win_seconds_);
+  return true;
+}
+
+void Trainer::log(double loss, double bits, double grad_norm, double lr, double examples, double seconds) {
+  nlohmann::json j = {{"step", step_},      {"loss", loss},       {"lr", lr},
+                      {"grad_norm", grad_norm}, {"examples_per_s", examples / std::max(seconds, 1e-9)},
+                      {"wall_s", now_s() - start_wall_}, {"skipped", skipped_}};
+  j["bits"] = std::isfinite(bits) ? nlohmann::json(bits) : nlohmann::json(nullptr);
+  metrics_ << j.dump() << "\n" << std::flush;
+  if (env_.verbose) {
+    std::cerr << "step " << step_ << "/" << cfg_.train.steps() << "  loss " << std::setprecision(5) << loss;
+    if (std::isfinite(bits)) std::cerr << "  bits " << bits;
+    std::cerr << "  lr " << lr << "  |g| " << grad_norm << "  " << std::setprecision(4)
+              << examples / std::max(seconds, 1e-9) << " ex/s  skipped " << skipped_ << "\n";
+  }
+  win_loss_ = win_bits_ = win_examples_ = win_seconds_ = 0;
+  win_steps_ = win_bits_n_ = 0;
+}
+
+void Trainer::validate() {
+  auto ds = with_context("eval_data", [&] { return data::make_dataset(eval_data_config(cfg_)); });
+  auto r = evaluate_bound(*process_, model_, *ds, cfg_.eval, env_.device);
+  nlohmann::json j = {{"step", step_}, {"validation", r.to_json()}};
+  metrics_ << j.dump() << "\n" << std::flush;
+  if (env_.verbose) std::cerr << "step " << step_ << ": validation bound " << r.mean << " +- " << r.stderr_ << " " << r.unit << "\n";
+}
+
+void Trainer::run(int64_t until) {
+  const auto& T = cfg_.train;
+  if (until < 0) until = T.steps();
+  while (step_ < until && !stop_requested().load()) {
+    step();
+    if (T.checkpoint_every() > 0 && step_ % T.checkpoint_every() == 0 && step_ < until) save_checkpoint();
+    if (T.eval_every() > 0 && step_ % T.eval_every() == 0) validate();
+    if (on_sample && T.sample_every() > 0 && step_ % T.sample_every() == 0 && step_ < until) on_sample(*this);
+  }
+  if (stop_requested().load() && env_.verbose) std::cerr << "interrupted at step " << step_ << "; saving checkpoint\n";
+  auto path = save_checkpoint();
+  if (env_.verbose) std::cerr << "checkpoint " << path << "\n";
+  if (on_sample && !stop_requested().load()) on_sample(*this);
+}
+
+}  // namespace gsdiff

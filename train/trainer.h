@@ -1,0 +1,95 @@
+// The training loop: AdamW, LR warmup/cosine, clipping, EMA, accumulation, NaN skips, resumable checkpoints.
+#pragma once
+#include <torch/torch.h>
+
+#include <atomic>
+#include <fstream>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/process.h"
+#include "data/loader.h"
+#include "models/denoiser.h"
+#include "train/config.h"
+#include "train/ema.h"
+#include "train/evaluate.h"
+#include "train/objectives.h"
+
+namespace gsdiff {
+
+struct TrainerEnv {
+  std::string out_dir = "out";
+  std::string resume;  // "" (fresh), "auto" (newest valid checkpoint in out_dir, if any) or a path
+  torch::Device device = torch::kCPU;
+  bool verbose = true;  // periodic progress lines on stderr
+};
+
+// A process + model built from a config (shared by train, eval and sample).
+std::unique_ptr<Process> build_process(const Config& cfg);
+DenoiserNet build_model(const Config& cfg);
+
+// A trained model restored from a checkpoint for eval / sampling (eval mode, on `device`).
+struct Restored {
+  Config config;
+  std::unique_ptr<Process> process;
+  DenoiserNet model{nullptr};
+  int64_t step = 0;
+  bool used_ema = false;
+};
+Restored restore_for_inference(const std::string& path, bool use_ema, const torch::Device& device);
+
+class Trainer {
+ public:
+  Trainer(Config cfg, TrainerEnv env);
+  ~Trainer();
+
+  // Trains until step `until` (default train.steps), then writes a checkpoint. Stops early, with a
+  // checkpoint, when stop_requested() is set (SIGINT).
+  void run(int64_t until = -1);
+  // One optimizer iteration (accumulate micro-batches). False when skipped for a non-finite loss/grad.
+  bool step();
+  std::string save_checkpoint();  // out_dir/ckpt-<step>.gsdiff; prunes to train.keep_checkpoints
+  void load_checkpoint(const std::string& path);
+
+  int64_t step_count() const { return step_; }
+  int64_t updates() const { return updates_; }
+  int64_t skipped() const { return skipped_; }
+  const std::vector<double>& losses() const { return losses_; }  // per iteration since construction
+  double lr_at(int64_t update) const;
+  const Config& config() const { return cfg_; }
+  const Process& process() const { return *process_; }
+  DenoiserNet& model() { return model_; }
+  Ema* ema() { return ema_.get(); }
+  torch::optim::AdamW& optimizer() { return *optimizer_; }
+  torch::Generator& generator() { return gen_; }
+
+  // Called every train.sample_every steps and at the end of run() (the CLI writes a sample grid).
+  std::function<void(Trainer&)> on_sample;
+  static std::atomic<bool>& stop_requested();
+
+ private:
+  void log(double loss, double bits, double grad_norm, double lr, double examples, double seconds);
+  void validate();
+
+  Config cfg_;
+  TrainerEnv env_;
+  std::unique_ptr<Process> process_;
+  DenoiserNet model_{nullptr};
+  std::unique_ptr<torch::optim::AdamW> optimizer_;
+  std::unique_ptr<Ema> ema_;
+  std::shared_ptr<data::Dataset> dataset_;
+  std::unique_ptr<data::Loader> loader_;
+  Objective objective_;
+  torch::Generator gen_;
+  int64_t step_ = 0, updates_ = 0, skipped_ = 0, consecutive_skips_ = 0;
+  std::vector<double> losses_;
+  std::ofstream metrics_;
+  // Window for the periodic log line.
+  double win_loss_ = 0, win_bits_ = 0, win_examples_ = 0, win_seconds_ = 0;
+  int64_t win_steps_ = 0, win_bits_n_ = 0;
+  double start_wall_ = 0;
+};
+
+}  // namespace gsdiff

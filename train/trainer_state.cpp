@@ -1,0 +1,111 @@
+// Trainer checkpoints: config, model, EMA, optimizer, counters, every RNG and the loader position.
+#include <iostream>
+
+#include "train/checkpoint.h"
+#include "train/trainer.h"
+
+namespace gsdiff {
+
+namespace {
+
+int64_t read_int(torch::serialize::InputArchive& ar, const std::string& key) {
+  c10::IValue v;
+  ar.read(key, v);
+  return v.toInt();
+}
+
+std::string read_string(torch::serialize::InputArchive& ar, const std::string& key) {
+  c10::IValue v;
+  ar.read(key, v);
+  return v.toStringRef();
+}
+
+}  // namespace
+
+std::string Trainer::save_checkpoint() {
+  torch::serialize::OutputArchive ar;
+  ar.write("format", c10::IValue(std::string("gsdiff-trainer-1")));
+  ar.write("config", c10::IValue(cfg_.resolved.dump()));
+  ar.write("step", c10::IValue(step_));
+  ar.write("updates", c10::IValue(updates_));
+  ar.write("skipped", c10::IValue(skipped_));
+  ar.write("consecutive_skips", c10::IValue(consecutive_skips_));
+  torch::serialize::OutputArchive m;
+  model_->save(m);
+  ar.write("model", m);
+  if (ema_) {
+    torch::serialize::OutputArchive e;
+    ema_->save(e);
+    ar.write("ema", e);
+  }
+  torch::serialize::OutputArchive o;
+  optimizer_->save(o);
+  ar.write("optimizer", o);
+  ar.write("rng_trainer", gen_.get_state());
+  ar.write("rng_torch_cpu", at::detail::getDefaultCPUGenerator().get_state());
+  ar.write("loader", c10::IValue(loader_->position().to_json().dump()));
+  auto path = env_.out_dir + "/" + checkpoint_name(step_);
+  write_checkpoint_file(path, archive_to_bytes(ar));
+  prune_checkpoints(env_.out_dir, cfg_.train.keep_checkpoints());
+  return path;
+}
+
+void Trainer::load_checkpoint(const std::string& path) {
+  auto bytes = read_checkpoint_file(path);  // envelope verified before torch sees a byte
+  torch::serialize::InputArchive ar;
+  bytes_to_archive(bytes, ar);
+  auto saved = nlohmann::json::parse(read_string(ar, "config"));
+  for (const char* k : {"process", "model"})
+    if (saved.at(k) != cfg_.resolved.at(k))
+      throw CheckpointError("checkpoint '" + path + "': its '" + k + "' config differs from this run's");
+  step_ = read_int(ar, "step");
+  updates_ = read_int(ar, "updates");
+  skipped_ = read_int(ar, "skipped");
+  consecutive_skips_ = read_int(ar, "consecutive_skips");
+  torch::serialize::InputArchive m, o;
+  ar.read("model", m);
+  model_->load(m);
+  model_->to(env_.device);
+  if (ema_) {
+    torch::serialize::InputArchive e;
+    ar.read("ema", e);
+    ema_->load(e);
+  }
+  ar.read("optimizer", o);
+  optimizer_->load(o);
+  torch::Tensor rng;
+  ar.read("rng_trainer", rng);
+  gen_.set_state(rng);
+  ar.read("rng_torch_cpu", rng);
+  at::Generator global = at::detail::getDefaultCPUGenerator();  // shares the global generator
+  global.set_state(rng);
+  loader_->set_position(data::LoaderPosition::from_json(nlohmann::json::parse(read_string(ar, "loader"))));
+  if (env_.verbose) std::cerr << "resumed from " << path << " at step " << step_ << "\n";
+}
+
+// A model (with EMA weights if asked and present) and process restored from a checkpoint.
+Restored restore_for_inference(const std::string& path, bool use_ema, const torch::Device& device) {
+  auto bytes = read_checkpoint_file(path);
+  torch::serialize::InputArchive ar;
+  bytes_to_archive(bytes, ar);
+  Restored r;
+  r.config = parse_config(nlohmann::json::parse(read_string(ar, "config")));
+  r.step = read_int(ar, "step");
+  r.process = build_process(r.config);
+  r.model = build_model(r.config);
+  torch::serialize::InputArchive m;
+  ar.read("model", m);
+  r.model->load(m);
+  torch::serialize::InputArchive e;
+  if (use_ema && ar.try_read("ema", e)) {
+    Ema ema(*r.model, 0.5, false);
+    ema.load(e);
+    ema.copy_to(*r.model);
+    r.used_ema = true;
+  }
+  r.model->to(device);
+  r.model->eval();
+  return r;
+}
+
+}  // namespace gsdiff
