@@ -57,17 +57,16 @@ void forward_backward(benchmark::State& state, Case c) {
 int main(int argc, char** argv) {
   torch::set_num_threads(2);
   const std::vector<Case> cases = {
-      {"unet-tiny.json", {4, 3, 32, 32}, false},
-      {"unet-fashion.json", {8, 1, 28, 28}, false},
-      {"unet-ddpm-cifar10.json", {1, 3, 32, 32}, false},
-      {"transformer-tiny.json", {8, 256}, true},
-      {"transformer-small.json", {2, 256}, true},
-      {"transformer-base.json", {1, 256}, true},
+      {"unet-tiny.json", {4, 3, 32, 32}, false},         {"unet-fashion.json", {8, 1, 28, 28}, false},
+      {"unet-ddpm-cifar10.json", {1, 3, 32, 32}, false}, {"transformer-tiny.json", {8, 256}, true},
+      {"transformer-small.json", {2, 256}, true},        {"transformer-base.json", {1, 256}, true},
   };
   for (const auto& c : cases) {
     const std::string name = c.config.substr(0, c.config.size() - 5) + "/B" + std::to_string(c.x_shape[0]);
     benchmark::RegisterBenchmark(("forward/" + name).c_str(), forward, c)->Unit(benchmark::kMillisecond)->MinTime(1.0);
-    benchmark::RegisterBenchmark(("fwd_bwd/" + name).c_str(), forward_backward, c)->Unit(benchmark::kMillisecond)->MinTime(1.0);
+    benchmark::RegisterBenchmark(("fwd_bwd/" + name).c_str(), forward_backward, c)
+        ->Unit(benchmark::kMillisecond)
+        ->MinTime(1.0);
   }
   benchmark::Initialize(&argc, argv);
   benchmark::AddCustomContext("torch_threads", "2");

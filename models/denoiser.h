@@ -1,13 +1,13 @@
 // Common denoiser interface (x_t, t[, y]) -> output and the model registry keyed by "type".
 #pragma once
 #include <torch/torch.h>
-#include <nlohmann/json.hpp>
-
-#include "models/json_reader.h"
 
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
+
+#include "models/json_reader.h"
 
 namespace gsdiff {
 

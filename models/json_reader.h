@@ -1,8 +1,7 @@
 // Strict JSON-to-options reader for model configs: type-checked fields, unknown keys rejected.
 #pragma once
-#include <nlohmann/json.hpp>
-
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <stdexcept>
 #include <string>

@@ -9,7 +9,8 @@
 namespace gsdiff {
 
 SinusoidalEmbeddingImpl::SinusoidalEmbeddingImpl(int64_t d, double scale, double max_period) : dim(d) {
-  if (d < 4 || d % 2 != 0) throw std::invalid_argument("SinusoidalEmbedding: dim must be even and >= 4, got " + std::to_string(d));
+  if (d < 4 || d % 2 != 0)
+    throw std::invalid_argument("SinusoidalEmbedding: dim must be even and >= 4, got " + std::to_string(d));
   const int64_t half = d / 2;
   // w_i = exp(-log(max_period) * i / (half - 1)), pre-multiplied by the time scale.
   auto w = torch::exp(torch::arange(half, torch::kFloat) * (-std::log(max_period) / double(half - 1)));
@@ -22,7 +23,8 @@ torch::Tensor SinusoidalEmbeddingImpl::forward(const torch::Tensor& t) {
 }
 
 RotaryEmbeddingImpl::RotaryEmbeddingImpl(int64_t head_dim, double base) {
-  if (head_dim % 2 != 0) throw std::invalid_argument("RotaryEmbedding: head_dim must be even, got " + std::to_string(head_dim));
+  if (head_dim % 2 != 0)
+    throw std::invalid_argument("RotaryEmbedding: head_dim must be even, got " + std::to_string(head_dim));
   auto i = torch::arange(0, head_dim, 2, torch::kFloat);
   inv_freq = register_buffer("inv_freq", torch::pow(base, -i / double(head_dim)));
 }
@@ -33,7 +35,7 @@ std::pair<torch::Tensor, torch::Tensor> RotaryEmbeddingImpl::forward(const torch
 }
 
 torch::Tensor apply_rotary(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin) {
-  const int64_t half = x.size(-1) / 2;  // a model constant (head dim), not a data size
+  const int64_t half = x.size(-1) / 2;                             // a model constant (head dim), not a data size
   auto x1 = x.narrow(-1, 0, half), x2 = x.narrow(-1, half, half);  // [B, H, L, Dh/2]
   auto out = torch::cat({x1 * cos - x2 * sin, x1 * sin + x2 * cos}, -1);
   return out.to(x.scalar_type());  // keep bf16 under autocast
@@ -47,7 +49,7 @@ torch::Tensor dot_product_attention(const torch::Tensor& q, const torch::Tensor&
 #if TORCH_VERSION_MAJOR >= 2
   return at::scaled_dot_product_attention(q, k, v);
 #else
-  const double scale = 1.0 / std::sqrt(double(q.size(-1)));        // head dim: a model constant
+  const double scale = 1.0 / std::sqrt(double(q.size(-1)));         // head dim: a model constant
   auto w = torch::matmul(q * scale, k.transpose(-2, -1));           // [B, H, L, L]
   w = torch::softmax(w.to(torch::kFloat), -1).to(v.scalar_type());  // softmax in fp32
   return torch::matmul(w, v);                                       // [B, H, L, Dh]

@@ -1,11 +1,11 @@
 // Model registry: name -> factory, with the built-in U-Net and transformer pre-registered.
+#include <map>
+#include <mutex>
+
 #include "models/denoiser.h"
 #include "models/json_reader.h"
 #include "models/transformer.h"
 #include "models/unet.h"
-
-#include <map>
-#include <mutex>
 
 namespace gsdiff {
 namespace {

@@ -10,8 +10,8 @@ namespace {
 
 // Builds a jit::Module tree mirroring the nn::Module tree; its tensor attributes are the very
 // tensors of the nn::Module, so the tracer records parameter reads as attribute reads.
-void mirror(const torch::nn::Module& src, torch::jit::Module& dst, const std::shared_ptr<torch::jit::CompilationUnit>& cu,
-            int& counter) {
+void mirror(const torch::nn::Module& src, torch::jit::Module& dst,
+            const std::shared_ptr<torch::jit::CompilationUnit>& cu, int& counter) {
   dst.register_attribute("training", c10::BoolType::get(), false);
   for (const auto& p : src.named_parameters(/*recurse=*/false)) dst.register_parameter(p.key(), p.value(), false);
   for (const auto& b : src.named_buffers(/*recurse=*/false)) dst.register_buffer(b.key(), b.value());
@@ -32,7 +32,8 @@ void detach_copies(torch::jit::Module& m) {
 
 }  // namespace
 
-torch::jit::Module trace_model(DenoiserNet model, const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& y) {
+torch::jit::Module trace_model(DenoiserNet model, const torch::Tensor& x, const torch::Tensor& t,
+                               const torch::Tensor& y) {
   const bool was_training = model->is_training();
   model->eval();
   auto cu = std::make_shared<torch::jit::CompilationUnit>();
@@ -53,8 +54,9 @@ torch::jit::Module trace_model(DenoiserNet model, const torch::Tensor& x, const 
   std::shared_ptr<torch::jit::tracer::TracingState> state;
   try {
     torch::NoGradGuard no_grad;
-    state = torch::jit::tracer::trace(std::move(inputs), fn, [](const torch::autograd::Variable&) { return std::string(); },
-                                      /*strict=*/true, /*force_outplace=*/false, &root, names)
+    state = torch::jit::tracer::trace(
+                std::move(inputs), fn, [](const torch::autograd::Variable&) { return std::string(); },
+                /*strict=*/true, /*force_outplace=*/false, &root, names)
                 .first;
   } catch (...) {
     if (was_training) model->train();

@@ -1,8 +1,8 @@
 // TorchScript tracing of a DenoiserNet into a torch::jit::Module whose forward(x_t, t[, y]) works at any batch size.
 #pragma once
-#include "models/denoiser.h"
-
 #include <torch/script.h>
+
+#include "models/denoiser.h"
 
 namespace gsdiff {
 

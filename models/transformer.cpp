@@ -1,9 +1,9 @@
 // DiT-style bidirectional transformer denoiser (Peebles & Xie 2023; as used by SEDD / MDLM) for sequences.
 #include "models/transformer.h"
 
-#include "models/json_reader.h"
-
 #include <stdexcept>
+
+#include "models/json_reader.h"
 
 namespace gsdiff {
 namespace F = torch::nn::functional;
@@ -41,10 +41,19 @@ TransformerOptions transformer_options_from_json(const nlohmann::json& j) {
 }
 
 nlohmann::json transformer_options_to_json(const TransformerOptions& o) {
-  return {{"type", "transformer"}, {"vocab_size", o.vocab_size()}, {"input_dim", o.input_dim()},
-          {"out_dim", o.out_dim()}, {"dim", o.dim()}, {"depth", o.depth()}, {"num_heads", o.num_heads()},
-          {"mlp_ratio", o.mlp_ratio()}, {"cond_dim", o.cond_dim()}, {"dropout", o.dropout()},
-          {"positions", o.positions()}, {"max_len", o.max_len()}, {"time_scale", o.time_scale()},
+  return {{"type", "transformer"},
+          {"vocab_size", o.vocab_size()},
+          {"input_dim", o.input_dim()},
+          {"out_dim", o.out_dim()},
+          {"dim", o.dim()},
+          {"depth", o.depth()},
+          {"num_heads", o.num_heads()},
+          {"mlp_ratio", o.mlp_ratio()},
+          {"cond_dim", o.cond_dim()},
+          {"dropout", o.dropout()},
+          {"positions", o.positions()},
+          {"max_len", o.max_len()},
+          {"time_scale", o.time_scale()},
           {"num_classes", o.num_classes()}};
 }
 
@@ -127,7 +136,8 @@ torch::Tensor TransformerImpl::forward(torch::Tensor x, torch::Tensor t, torch::
   const auto& o = options;
   const bool tokens = o.input_dim() == 0;
   if (tokens && (x.dim() != 2 || x.scalar_type() != torch::kLong))
-    throw std::invalid_argument("Transformer: token input must be int64 [B, L], got " + std::string(c10::str(x.sizes())));
+    throw std::invalid_argument("Transformer: token input must be int64 [B, L], got " +
+                                std::string(c10::str(x.sizes())));
   if (!tokens && (x.dim() != 3 || x.size(2) != o.input_dim() || !x.is_floating_point()))
     throw std::invalid_argument("Transformer: continuous input must be float [B, L, " + std::to_string(o.input_dim()) +
                                 "], got " + std::string(c10::str(x.sizes())));
@@ -135,22 +145,22 @@ torch::Tensor TransformerImpl::forward(torch::Tensor x, torch::Tensor t, torch::
     throw std::invalid_argument("Transformer: sequence length " + std::to_string(x.size(1)) + " exceeds max_len " +
                                 std::to_string(o.max_len()));
 
-  auto h = tokens ? tok_embed(x) : in_proj(x);                 // [B, L, D]
+  auto h = tokens ? tok_embed(x) : in_proj(x);                                        // [B, L, D]
   auto pos = positions_like(tokens ? x.select(0, 0) : x.select(0, 0).select(-1, 0));  // [L] = 0..L-1
   torch::Tensor cos, sin;
   if (pos_embed)
-    h = h + pos_embed(pos.to(torch::kLong)).unsqueeze(0);     // + [1, L, D]
+    h = h + pos_embed(pos.to(torch::kLong)).unsqueeze(0);  // + [1, L, D]
   else
-    std::tie(cos, sin) = rotary(pos);                          // [L, Dh/2] each
+    std::tie(cos, sin) = rotary(pos);  // [L, Dh/2] each
 
-  auto c = t2(F::silu(t1(time_embed(t))));                     // [B, cond]
+  auto c = t2(F::silu(t1(time_embed(t))));  // [B, cond]
   if (o.num_classes() > 0) {
     if (!y.defined()) y = torch::full_like(t, o.num_classes(), torch::kLong);  // null class
     c = c + class_embed(y);
   }
-  for (auto& b : blocks) h = b(h, c, cos, sin);                // [B, L, D]
-  auto mod = final_ada(F::silu(c)).chunk(2, 1);                // 2 x [B, D]
-  return head(modulate(norm_final(h), mod[0], mod[1]));        // [B, L, out_dim]
+  for (auto& b : blocks) h = b(h, c, cos, sin);          // [B, L, D]
+  auto mod = final_ada(F::silu(c)).chunk(2, 1);          // 2 x [B, D]
+  return head(modulate(norm_final(h), mod[0], mod[1]));  // [B, L, out_dim]
 }
 
 }  // namespace gsdiff

@@ -1,13 +1,13 @@
 // DiT-style bidirectional transformer denoiser (Peebles & Xie 2023; as used by SEDD / MDLM) for sequences.
 #pragma once
-#include "models/denoiser.h"
-#include "models/layers.h"
-
-#include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
+
+#include "models/denoiser.h"
+#include "models/layers.h"
 
 namespace gsdiff {
 
@@ -19,16 +19,16 @@ struct TransformerOptions {
   TORCH_ARG(int64_t, input_dim) = 0;
   // Output head: [B,L,out_dim]: K logits (categorical), or d for a vector prediction.
   TORCH_ARG(int64_t, out_dim) = 27;
-  TORCH_ARG(int64_t, dim) = 768;         // hidden width D
-  TORCH_ARG(int64_t, depth) = 12;        // number of blocks
+  TORCH_ARG(int64_t, dim) = 768;   // hidden width D
+  TORCH_ARG(int64_t, depth) = 12;  // number of blocks
   TORCH_ARG(int64_t, num_heads) = 12;
-  TORCH_ARG(int64_t, mlp_ratio) = 4;     // MLP hidden = mlp_ratio * D
-  TORCH_ARG(int64_t, cond_dim) = 128;    // width of the time (+class) conditioning vector
+  TORCH_ARG(int64_t, mlp_ratio) = 4;   // MLP hidden = mlp_ratio * D
+  TORCH_ARG(int64_t, cond_dim) = 128;  // width of the time (+class) conditioning vector
   TORCH_ARG(double, dropout) = 0.1;
   TORCH_ARG(std::string, positions) = "rotary";  // "rotary" | "learned"
-  TORCH_ARG(int64_t, max_len) = 256;     // learned positions only: longest sequence
+  TORCH_ARG(int64_t, max_len) = 256;             // learned positions only: longest sequence
   TORCH_ARG(double, time_scale) = 1000.0;
-  TORCH_ARG(int64_t, num_classes) = 0;   // > 0: class-conditional; null class = num_classes
+  TORCH_ARG(int64_t, num_classes) = 0;  // > 0: class-conditional; null class = num_classes
 };
 
 TransformerOptions transformer_options_from_json(const nlohmann::json& j);
@@ -39,7 +39,8 @@ nlohmann::json transformer_options_to_json(const TransformerOptions& o);
 struct DiTBlockImpl : torch::nn::Module {
   DiTBlockImpl(int64_t dim, int64_t heads, int64_t mlp_ratio, int64_t cond_dim, double dropout);
   // x [B,L,D], c [B,cond]; cos/sin [L,Dh/2] (undefined: no rotary) -> [B,L,D]
-  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& c, const torch::Tensor& cos, const torch::Tensor& sin);
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& c, const torch::Tensor& cos,
+                        const torch::Tensor& sin);
   int64_t heads;
   torch::nn::LayerNorm norm1{nullptr}, norm2{nullptr};
   torch::nn::Linear qkv{nullptr}, attn_out{nullptr}, fc1{nullptr}, fc2{nullptr}, ada{nullptr};

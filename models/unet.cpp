@@ -1,11 +1,11 @@
 // U-Net denoiser (DDPM architecture, Ho et al. 2020) for continuous or categorical images.
 #include "models/unet.h"
 
-#include "models/json_reader.h"
-
 #include <algorithm>
 #include <stdexcept>
 #include <string>
+
+#include "models/json_reader.h"
 
 namespace gsdiff {
 namespace F = torch::nn::functional;
@@ -36,13 +36,23 @@ UNetOptions unet_options_from_json(const nlohmann::json& j) {
 }
 
 nlohmann::json unet_options_to_json(const UNetOptions& o) {
-  return {{"type", "unet"}, {"in_channels", o.in_channels()}, {"input_states", o.input_states()},
-          {"input_emb_dim", o.input_emb_dim()}, {"ch", o.ch()}, {"ch_mult", o.ch_mult()},
-          {"num_res_blocks", o.num_res_blocks()}, {"attn_resolutions", o.attn_resolutions()},
-          {"image_size", o.image_size()}, {"num_heads", o.num_heads()}, {"dropout", o.dropout()},
-          {"num_groups", o.num_groups()}, {"resamp_with_conv", o.resamp_with_conv()},
-          {"time_scale", o.time_scale()}, {"num_classes", o.num_classes()},
-          {"out_channels", o.out_channels()}, {"output_states", o.output_states()},
+  return {{"type", "unet"},
+          {"in_channels", o.in_channels()},
+          {"input_states", o.input_states()},
+          {"input_emb_dim", o.input_emb_dim()},
+          {"ch", o.ch()},
+          {"ch_mult", o.ch_mult()},
+          {"num_res_blocks", o.num_res_blocks()},
+          {"attn_resolutions", o.attn_resolutions()},
+          {"image_size", o.image_size()},
+          {"num_heads", o.num_heads()},
+          {"dropout", o.dropout()},
+          {"num_groups", o.num_groups()},
+          {"resamp_with_conv", o.resamp_with_conv()},
+          {"time_scale", o.time_scale()},
+          {"num_classes", o.num_classes()},
+          {"out_channels", o.out_channels()},
+          {"output_states", o.output_states()},
           {"learned_variance", o.learned_variance()}};
 }
 
@@ -57,7 +67,8 @@ void UNetImpl::reset() {
   if (o.ch() < 1 || o.ch_mult().empty()) fail("ch must be >= 1 and ch_mult non-empty");
   if (o.num_res_blocks() < 1) fail("num_res_blocks must be >= 1");
   if (o.input_states() < 0 || o.output_states() < 0 || o.num_classes() < 0) fail("state/class counts must be >= 0");
-  if (o.output_states() > 0 && o.learned_variance()) fail("learned_variance needs a continuous head (output_states = 0)");
+  if (o.output_states() > 0 && o.learned_variance())
+    fail("learned_variance needs a continuous head (output_states = 0)");
   if (o.dropout() < 0 || o.dropout() >= 1) fail("dropout must be in [0, 1)");
   const int64_t C = o.in_channels(), ch = o.ch(), temb_ch = 4 * ch, levels = o.ch_mult().size();
   const int64_t c_out = o.out_channels() > 0 ? o.out_channels() : C;
@@ -65,12 +76,14 @@ void UNetImpl::reset() {
   time_embed = register_module("time_embed", SinusoidalEmbedding(ch, o.time_scale()));
   temb1 = register_module("temb1", torch::nn::Linear(ch, temb_ch));
   temb2 = register_module("temb2", torch::nn::Linear(temb_ch, temb_ch));
-  if (o.num_classes() > 0) class_embed = register_module("class_embed", torch::nn::Embedding(o.num_classes() + 1, temb_ch));
+  if (o.num_classes() > 0)
+    class_embed = register_module("class_embed", torch::nn::Embedding(o.num_classes() + 1, temb_ch));
 
   int64_t c_in = C;
   if (o.input_states() > 0) {
     input_embed = register_module("input_embed", torch::nn::Embedding(C * o.input_states(), o.input_emb_dim()));
-    channel_offset = register_buffer("channel_offset", (torch::arange(C, torch::kLong) * o.input_states()).view({1, C, 1, 1}));
+    channel_offset =
+        register_buffer("channel_offset", (torch::arange(C, torch::kLong) * o.input_states()).view({1, C, 1, 1}));
     c_in = C * o.input_emb_dim();
   }
   conv_in = register_module("conv_in", torch::nn::Conv2d(torch::nn::Conv2dOptions(c_in, ch, 3).padding(1)));
@@ -87,12 +100,14 @@ void UNetImpl::reset() {
     for (int64_t b = 0; b < o.num_res_blocks(); ++b) {
       const std::string n = "down_" + std::to_string(l) + "_" + std::to_string(b);
       down_res.push_back(register_module(n + "_res", ResBlock(cur, out, temb_ch, o.dropout(), o.num_groups())));
-      down_attn.push_back(has_attn(l) ? register_module(n + "_attn", AttnBlock(out, o.num_heads(), o.num_groups())) : nullptr);
+      down_attn.push_back(has_attn(l) ? register_module(n + "_attn", AttnBlock(out, o.num_heads(), o.num_groups()))
+                                      : nullptr);
       cur = out;
       skip_ch.push_back(cur);
     }
     if (l + 1 < levels) {
-      downsample.push_back(register_module("down_" + std::to_string(l) + "_sample", Downsample(cur, o.resamp_with_conv())));
+      downsample.push_back(
+          register_module("down_" + std::to_string(l) + "_sample", Downsample(cur, o.resamp_with_conv())));
       skip_ch.push_back(cur);
     }
   }
@@ -107,12 +122,15 @@ void UNetImpl::reset() {
       const int64_t in = cur + skip_ch.back();
       skip_ch.pop_back();
       up_res.push_back(register_module(n + "_res", ResBlock(in, out, temb_ch, o.dropout(), o.num_groups())));
-      up_attn.push_back(has_attn(l) ? register_module(n + "_attn", AttnBlock(out, o.num_heads(), o.num_groups())) : nullptr);
+      up_attn.push_back(has_attn(l) ? register_module(n + "_attn", AttnBlock(out, o.num_heads(), o.num_groups()))
+                                    : nullptr);
       cur = out;
     }
-    if (l > 0) upsample[l] = register_module("up_" + std::to_string(l) + "_sample", Upsample(cur, o.resamp_with_conv()));
+    if (l > 0)
+      upsample[l] = register_module("up_" + std::to_string(l) + "_sample", Upsample(cur, o.resamp_with_conv()));
   }
-  norm_out = register_module("norm_out", torch::nn::GroupNorm(torch::nn::GroupNormOptions(o.num_groups(), cur).eps(1e-6)));
+  norm_out =
+      register_module("norm_out", torch::nn::GroupNorm(torch::nn::GroupNormOptions(o.num_groups(), cur).eps(1e-6)));
   const int64_t head = o.output_states() > 0 ? c_out * o.output_states() : c_out * (o.learned_variance() ? 2 : 1);
   conv_out = register_module("conv_out", torch::nn::Conv2d(torch::nn::Conv2dOptions(cur, head, 3).padding(1)));
 
@@ -123,8 +141,10 @@ void UNetImpl::reset() {
   for (auto& b : up_res) zero_init(*b->conv2);
   zero_init(*mid1->conv2);
   zero_init(*mid2->conv2);
-  for (auto& a : down_attn) if (a) zero_init(*a->proj);
-  for (auto& a : up_attn) if (a) zero_init(*a->proj);
+  for (auto& a : down_attn)
+    if (a) zero_init(*a->proj);
+  for (auto& a : up_attn)
+    if (a) zero_init(*a->proj);
   zero_init(*mid_attn->proj);
   zero_init(*conv_out);
 }
@@ -135,12 +155,13 @@ torch::Tensor UNetImpl::forward(torch::Tensor x, torch::Tensor t, torch::Tensor 
   // Shape checks only throw; they never change the computation (safe under tracing).
   const bool cat_in = o.input_states() > 0;
   if (x.dim() != 4 || x.size(1) != C)
-    throw std::invalid_argument("UNet: expected x of shape [B, " + std::to_string(C) + ", H, W], got " + std::string(c10::str(x.sizes())));
+    throw std::invalid_argument("UNet: expected x of shape [B, " + std::to_string(C) + ", H, W], got " +
+                                std::string(c10::str(x.sizes())));
   const int64_t div = int64_t(1) << (levels - 1);
   if (x.size(2) % div != 0 || x.size(3) % div != 0)
     throw std::invalid_argument("UNet: image size " + std::to_string(x.size(2)) + "x" + std::to_string(x.size(3)) +
-                                " is not divisible by 2^(levels-1) = " + std::to_string(div) + " (levels = " +
-                                std::to_string(levels) + "); use other ch_mult or pad the images");
+                                " is not divisible by 2^(levels-1) = " + std::to_string(div) +
+                                " (levels = " + std::to_string(levels) + "); use other ch_mult or pad the images");
   if (cat_in && x.scalar_type() != torch::kLong)
     throw std::invalid_argument("UNet: categorical input (input_states > 0) must be int64 class indices");
   if (!cat_in && !x.is_floating_point())
@@ -149,16 +170,16 @@ torch::Tensor UNetImpl::forward(torch::Tensor x, torch::Tensor t, torch::Tensor 
   auto temb = temb2(F::silu(temb1(time_embed(t))));  // [B, 4ch]
   if (o.num_classes() > 0) {
     if (!y.defined()) y = torch::full_like(t, o.num_classes(), torch::kLong);  // null class
-    temb = temb + class_embed(y);                                          // + [B, 4ch]
+    temb = temb + class_embed(y);                                              // + [B, 4ch]
   }
 
   torch::Tensor h;
   if (cat_in) {
-    auto e = input_embed(x + channel_offset);       // [B, C, H, W, E]
-    h = e.permute({0, 1, 4, 2, 3}).flatten(1, 2);   // [B, C*E, H, W]
+    auto e = input_embed(x + channel_offset);      // [B, C, H, W, E]
+    h = e.permute({0, 1, 4, 2, 3}).flatten(1, 2);  // [B, C*E, H, W]
     h = conv_in(h);
   } else {
-    h = conv_in(x);                                 // [B, ch, H, W]
+    h = conv_in(x);  // [B, ch, H, W]
   }
   std::vector<torch::Tensor> hs{h};
   size_t i = 0;
@@ -169,7 +190,7 @@ torch::Tensor UNetImpl::forward(torch::Tensor x, torch::Tensor t, torch::Tensor 
       hs.push_back(h);
     }
     if (l + 1 < levels) {
-      h = downsample[l](h);                         // [B, c, H/2, W/2]
+      h = downsample[l](h);  // [B, c, H/2, W/2]
       hs.push_back(h);
     }
   }
@@ -181,9 +202,9 @@ torch::Tensor UNetImpl::forward(torch::Tensor x, torch::Tensor t, torch::Tensor 
       hs.pop_back();
       if (up_attn[i]) h = up_attn[i](h);
     }
-    if (l > 0) h = upsample[l](h);                  // [B, c, 2H, 2W]
+    if (l > 0) h = upsample[l](h);  // [B, c, 2H, 2W]
   }
-  h = conv_out(F::silu(norm_out(h)));               // [B, head, H, W]
+  h = conv_out(F::silu(group_norm_in_param_dtype(norm_out, h)));  // [B, head, H, W]
   if (o.output_states() > 0) {
     // [B, C*K, H, W] -> [B, C, K, H, W] -> [B, C, H, W, K] (categories last)
     h = h.unflatten(1, {-1, o.output_states()}).permute({0, 1, 3, 4, 2});

@@ -1,13 +1,13 @@
 // U-Net denoiser (DDPM architecture, Ho et al. 2020) for continuous or categorical images.
 #pragma once
+#include <torch/torch.h>
+
+#include <nlohmann/json.hpp>
+#include <vector>
+
 #include "models/denoiser.h"
 #include "models/layers.h"
 #include "models/unet_blocks.h"
-
-#include <nlohmann/json.hpp>
-#include <torch/torch.h>
-
-#include <vector>
 
 namespace gsdiff {
 
@@ -20,24 +20,24 @@ struct UNetOptions {
   // input_emb_dim and the C embeddings concatenated before conv_in.
   TORCH_ARG(int64_t, input_states) = 0;
   TORCH_ARG(int64_t, input_emb_dim) = 32;
-  TORCH_ARG(int64_t, ch) = 128;                                    // base width
+  TORCH_ARG(int64_t, ch) = 128;                                                   // base width
   TORCH_ARG(std::vector<int64_t>, ch_mult) = std::vector<int64_t>({1, 2, 2, 2});  // one per level
-  TORCH_ARG(int64_t, num_res_blocks) = 2;                          // per level (decoder: +1)
+  TORCH_ARG(int64_t, num_res_blocks) = 2;                                         // per level (decoder: +1)
   // Attention where the feature map side equals one of these, for an image_size input
   // (fixes the attention levels; other input sizes use the same levels).
   TORCH_ARG(std::vector<int64_t>, attn_resolutions) = std::vector<int64_t>({16});
   TORCH_ARG(int64_t, image_size) = 32;
   TORCH_ARG(int64_t, num_heads) = 1;
   TORCH_ARG(double, dropout) = 0.1;
-  TORCH_ARG(int64_t, num_groups) = 32;                             // GroupNorm groups
+  TORCH_ARG(int64_t, num_groups) = 32;  // GroupNorm groups
   TORCH_ARG(bool, resamp_with_conv) = true;
-  TORCH_ARG(double, time_scale) = 1000.0;                          // embeds sinusoid(time_scale * t)
-  TORCH_ARG(int64_t, num_classes) = 0;                             // > 0: class-conditional; null class = num_classes
+  TORCH_ARG(double, time_scale) = 1000.0;  // embeds sinusoid(time_scale * t)
+  TORCH_ARG(int64_t, num_classes) = 0;     // > 0: class-conditional; null class = num_classes
   // Output head: 0 = continuous [B,out_channels(*2 if learned_variance),H,W];
   // K > 0 = categorical logits [B,out_channels,H,W,K].
-  TORCH_ARG(int64_t, out_channels) = 0;                            // 0 = in_channels
+  TORCH_ARG(int64_t, out_channels) = 0;  // 0 = in_channels
   TORCH_ARG(int64_t, output_states) = 0;
-  TORCH_ARG(bool, learned_variance) = false;                       // iDDPM: 2*C output channels
+  TORCH_ARG(bool, learned_variance) = false;  // iDDPM: 2*C output channels
 };
 
 UNetOptions unet_options_from_json(const nlohmann::json& j);

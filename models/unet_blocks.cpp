@@ -1,10 +1,10 @@
 // U-Net building blocks (DDPM, Ho et al. 2020): residual block with time embedding, spatial self-attention, resampling.
 #include "models/unet_blocks.h"
 
-#include "models/layers.h"
-
 #include <stdexcept>
 #include <string>
+
+#include "models/layers.h"
 
 namespace gsdiff {
 namespace F = torch::nn::functional;
@@ -20,6 +20,10 @@ torch::nn::GroupNorm group_norm(int64_t groups, int64_t ch) {
 }
 }  // namespace
 
+torch::Tensor group_norm_in_param_dtype(torch::nn::GroupNorm& norm, const torch::Tensor& x) {
+  return norm(x.to(norm->weight.scalar_type()));
+}
+
 ResBlockImpl::ResBlockImpl(int64_t in_ch, int64_t out_ch, int64_t temb_ch, double p, int64_t groups) {
   norm1 = register_module("norm1", group_norm(groups, in_ch));
   conv1 = register_module("conv1", conv(in_ch, out_ch, 3));
@@ -31,15 +35,16 @@ ResBlockImpl::ResBlockImpl(int64_t in_ch, int64_t out_ch, int64_t temb_ch, doubl
 }
 
 torch::Tensor ResBlockImpl::forward(const torch::Tensor& x, const torch::Tensor& temb) {
-  auto h = conv1(F::silu(norm1(x)));                                      // [B,Co,H,W]
-  h = h + temb_proj(F::silu(temb)).unsqueeze(-1).unsqueeze(-1);           // + [B,Co,1,1]
-  h = conv2(dropout(F::silu(norm2(h))));                                  // [B,Co,H,W]
+  auto h = conv1(F::silu(group_norm_in_param_dtype(norm1, x)));      // [B,Co,H,W]
+  h = h + temb_proj(F::silu(temb)).unsqueeze(-1).unsqueeze(-1);      // + [B,Co,1,1]
+  h = conv2(dropout(F::silu(group_norm_in_param_dtype(norm2, h))));  // [B,Co,H,W]
   return (skip ? skip(x) : x) + h;
 }
 
 AttnBlockImpl::AttnBlockImpl(int64_t ch, int64_t h, int64_t groups) : heads(h) {
   if (h < 1 || ch % h != 0)
-    throw std::invalid_argument("U-Net attention: heads (" + std::to_string(h) + ") must divide channels " + std::to_string(ch));
+    throw std::invalid_argument("U-Net attention: heads (" + std::to_string(h) + ") must divide channels " +
+                                std::to_string(ch));
   norm = register_module("norm", group_norm(groups, ch));
   qkv = register_module("qkv", conv(ch, 3 * ch, 1));
   proj = register_module("proj", conv(ch, ch, 1));
@@ -47,18 +52,19 @@ AttnBlockImpl::AttnBlockImpl(int64_t ch, int64_t h, int64_t groups) : heads(h) {
 
 torch::Tensor AttnBlockImpl::forward(const torch::Tensor& x) {
   // Shapes stay symbolic: only model constants (3, heads) enter reshapes, never B, H or W.
-  auto qkv_ = qkv(norm(x)).flatten(2);                      // [B, 3C, N]
-  qkv_ = qkv_.unflatten(1, {3, heads, -1});                 // [B, 3, heads, Dh, N]
-  auto q = qkv_.select(1, 0).transpose(-2, -1);             // [B, heads, N, Dh]
+  auto qkv_ = qkv(group_norm_in_param_dtype(norm, x)).flatten(2);  // [B, 3C, N]
+  qkv_ = qkv_.unflatten(1, {3, heads, -1});                        // [B, 3, heads, Dh, N]
+  auto q = qkv_.select(1, 0).transpose(-2, -1);                    // [B, heads, N, Dh]
   auto k = qkv_.select(1, 1).transpose(-2, -1);
   auto v = qkv_.select(1, 2).transpose(-2, -1);
-  auto o = dot_product_attention(q, k, v);                  // [B, heads, N, Dh]
-  o = o.transpose(-2, -1).flatten(1, 2).reshape_as(x);      // [B, C, H, W]
+  auto o = dot_product_attention(q, k, v);              // [B, heads, N, Dh]
+  o = o.transpose(-2, -1).flatten(1, 2).reshape_as(x);  // [B, C, H, W]
   return x + proj(o);
 }
 
 DownsampleImpl::DownsampleImpl(int64_t ch, bool with_conv) {
-  if (with_conv) conv = register_module("conv", torch::nn::Conv2d(torch::nn::Conv2dOptions(ch, ch, 3).stride(2).padding(1)));
+  if (with_conv)
+    conv = register_module("conv", torch::nn::Conv2d(torch::nn::Conv2dOptions(ch, ch, 3).stride(2).padding(1)));
 }
 
 torch::Tensor DownsampleImpl::forward(const torch::Tensor& x) {

@@ -4,6 +4,10 @@
 
 namespace gsdiff {
 
+// GroupNorm in its parameters' dtype: float32 under autocast (CPU autocast in LibTorch 1.13
+// passes bf16 activations to group_norm with float32 weights, which fails), bf16 for a bf16 model.
+torch::Tensor group_norm_in_param_dtype(torch::nn::GroupNorm& norm, const torch::Tensor& x);
+
 // GroupNorm -> SiLU -> conv3x3 -> + Dense(temb) -> GroupNorm -> SiLU -> dropout -> conv3x3 (zero-init),
 // plus a 1x1 shortcut when the width changes.
 struct ResBlockImpl : torch::nn::Module {

@@ -1,10 +1,12 @@
 // Helpers for the models tests: tiny configs, zero-init perturbation, config loading.
 #pragma once
+#include <ATen/autocast_mode.h>
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 #include <torch/torch.h>
+#include <torch/version.h>
 
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "models/transformer.h"
@@ -29,8 +31,15 @@ inline nlohmann::json load_model_config(const std::string& name) {
 // 8x8 images, 2 levels, attention at 4x4 with 2 heads.
 inline UNetOptions tiny_unet() {
   UNetOptions o;
-  o.in_channels(3).ch(16).ch_mult({1, 2}).num_res_blocks(1).attn_resolutions({4}).image_size(8)
-      .num_heads(2).num_groups(4).dropout(0.1);
+  o.in_channels(3)
+      .ch(16)
+      .ch_mult({1, 2})
+      .num_res_blocks(1)
+      .attn_resolutions({4})
+      .image_size(8)
+      .num_heads(2)
+      .num_groups(4)
+      .dropout(0.1);
   return o;
 }
 
@@ -39,6 +48,34 @@ inline TransformerOptions tiny_transformer() {
   o.vocab_size(6).out_dim(5).dim(32).depth(2).num_heads(4).cond_dim(16).dropout(0.1);
   return o;
 }
+
+// Enables bf16 autocast on one device type for the scope (API moved in LibTorch 2.4).
+class Bf16Autocast {
+ public:
+  explicit Bf16Autocast(bool cuda) : cuda_(cuda) { set(true); }
+  ~Bf16Autocast() {
+    set(false);
+    at::autocast::clear_cache();
+  }
+
+ private:
+  void set(bool on) {
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+    const auto dev = cuda_ ? at::kCUDA : at::kCPU;
+    at::autocast::set_autocast_dtype(dev, at::kBFloat16);
+    at::autocast::set_autocast_enabled(dev, on);
+#else
+    if (cuda_) {
+      at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
+      at::autocast::set_enabled(on);
+    } else {
+      at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
+      at::autocast::set_cpu_enabled(on);
+    }
+#endif
+  }
+  bool cuda_;
+};
 
 inline double max_abs_diff(const torch::Tensor& a, const torch::Tensor& b) {
   return (a - b).abs().max().item<double>();

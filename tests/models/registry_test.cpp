@@ -1,7 +1,6 @@
 // Tests for the model registry and the shipped model configs (configs/models/*.json).
-#include "models/denoiser.h"
-
 #include "model_test_util.h"
+#include "models/denoiser.h"
 #include "test_util.h"
 
 namespace gsdiff {
@@ -64,9 +63,8 @@ TEST(ModelRegistry, CountParametersTrainableOnly) {
 // Exact parameter counts of every shipped config (construct and count; no forward).
 TEST(ShippedConfigs, ExactParameterCounts) {
   const std::vector<std::pair<std::string, int64_t>> expected = {
-      {"unet-ddpm-cifar10.json", 35746307}, {"unet-tiny.json", 702499},
-      {"unet-fashion.json", 1623169}, {"transformer-tiny.json", 141339},
-      {"transformer-small.json", 12581275}, {"transformer-base.json", 92403739},
+      {"unet-ddpm-cifar10.json", 35746307}, {"unet-tiny.json", 702499},           {"unet-fashion.json", 1623169},
+      {"transformer-tiny.json", 141339},    {"transformer-small.json", 12581275}, {"transformer-base.json", 92403739},
   };
   for (const auto& [file, count] : expected) {
     auto net = make_model(load_model_config(file));

@@ -11,7 +11,9 @@ namespace {
 using testing::max_abs_diff;
 using testing::perturb_zero_params;
 
-torch::Tensor run(torch::jit::Module& m, std::vector<torch::jit::IValue> in) { return m.forward(std::move(in)).toTensor(); }
+torch::Tensor run(torch::jit::Module& m, std::vector<torch::jit::IValue> in) {
+  return m.forward(std::move(in)).toTensor();
+}
 
 TEST(TraceModel, UNetTracedAtBatch2RunsAtBatch5) {
   UNet unet(testing::tiny_unet());

@@ -1,8 +1,6 @@
 // Tests for the DiT-style transformer denoiser: adapters, counts, conditioning, dropout, gradients.
 #include "models/transformer.h"
 
-#include <ATen/autocast_mode.h>
-
 #include "model_test_util.h"
 #include "test_util.h"
 
@@ -36,7 +34,8 @@ TEST(Transformer, ExactParameterCounts) {
   // (128*32+32) + (16*192+192); final ada 16*64+64; head 32*5+5.
   Transformer tiny(tiny_transformer());
   const int64_t block = 3 * 1024 + 1024 + (32 * 128 + 128) + (128 * 32 + 32) + (16 * 192 + 192);
-  EXPECT_EQ(count_parameters(*tiny), 6 * 32 + (256 * 16 + 16) + (16 * 16 + 16) + 2 * block + (16 * 64 + 64) + (32 * 5 + 5));
+  EXPECT_EQ(count_parameters(*tiny),
+            6 * 32 + (256 * 16 + 16) + (16 * 16 + 16) + 2 * block + (16 * 64 + 64) + (32 * 5 + 5));
 }
 
 TEST(Transformer, RejectsBadInputsAndOptions) {
@@ -153,6 +152,22 @@ TEST(Transformer, OptionsJsonStrict) {
   EXPECT_THROW(transformer_options_from_json({{"dropout", "0.1"}}), ModelConfigError);
 }
 
+TEST(Transformer, Bf16AutocastForwardOnCpu) {
+  Transformer net(tiny_transformer().num_classes(2));
+  perturb_zero_params(*net);
+  net->eval();
+  auto x = torch::randint(0, 6, {2, 16});
+  auto t = torch::rand({2});
+  auto ref = net(x, t);
+  torch::Tensor out;
+  {
+    testing::Bf16Autocast autocast(/*cuda=*/false);
+    out = net(x, t);
+  }
+  EXPECT_TRUE(torch::isfinite(out).all().item<bool>());
+  EXPECT_LT(max_abs_diff(out.to(torch::kFloat), ref), 0.1 * ref.abs().max().item<double>() + 1e-2);
+}
+
 TEST(Transformer, Bf16AutocastForward_CUDA) {
   if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
   Transformer net(tiny_transformer());
@@ -162,11 +177,11 @@ TEST(Transformer, Bf16AutocastForward_CUDA) {
   auto x = torch::randint(0, 6, {2, 16}, torch::TensorOptions(torch::kCUDA).dtype(torch::kLong));
   auto t = torch::rand({2}, torch::kCUDA);
   auto ref = net(x, t);
-  at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
-  at::autocast::set_enabled(true);
-  auto out = net(x, t);
-  at::autocast::set_enabled(false);
-  at::autocast::clear_cache();
+  torch::Tensor out;
+  {
+    testing::Bf16Autocast autocast(/*cuda=*/true);
+    out = net(x, t);
+  }
   EXPECT_EQ(out.scalar_type(), at::kBFloat16);
   EXPECT_TRUE(torch::isfinite(out).all().item<bool>());
   EXPECT_LT(max_abs_diff(out.to(torch::kFloat), ref), 0.1 * ref.abs().max().item<double>() + 1e-2);

@@ -1,8 +1,6 @@
 // Tests for the U-Net denoiser: adapters/heads, DDPM parameter count, conditioning, dropout, gradients.
 #include "models/unet.h"
 
-#include <ATen/autocast_mode.h>
-
 #include "model_test_util.h"
 #include "test_util.h"
 
@@ -51,7 +49,7 @@ TEST(UNet, CategoricalLogitsFollowTheirChannel) {
   net->eval();
   auto x = torch::randn({1, 3, 8, 8});
   auto t = torch::rand({1});
-  auto logits = net(x, t);                       // [1, 3, 8, 8, 3]
+  auto logits = net(x, t);  // [1, 3, 8, 8, 3]
   auto& conv_out = net->conv_out;
   auto w = conv_out->weight.detach().clone();
   torch::NoGradGuard g;
@@ -193,6 +191,22 @@ TEST(UNet, OptionsJsonRoundTripAndStrictKeys) {
   EXPECT_THROW(unet_options_from_json({{"ch_mult", {1, 2.5}}}), ModelConfigError);
 }
 
+TEST(UNet, Bf16AutocastForwardOnCpu) {
+  UNet net(tiny_unet().input_states(5).input_emb_dim(4).num_classes(2));
+  perturb_zero_params(*net);
+  net->eval();
+  auto x = torch::randint(0, 5, {2, 3, 8, 8});
+  auto t = torch::rand({2});
+  auto ref = net(x, t);
+  torch::Tensor out;
+  {
+    testing::Bf16Autocast autocast(/*cuda=*/false);
+    out = net(x, t);
+  }
+  EXPECT_TRUE(torch::isfinite(out).all().item<bool>());
+  EXPECT_LT(max_abs_diff(out.to(torch::kFloat), ref), 0.1 * ref.abs().max().item<double>() + 1e-2);
+}
+
 TEST(UNet, Bf16AutocastForward_CUDA) {
   if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
   UNet net(tiny_unet().num_classes(2));
@@ -202,11 +216,11 @@ TEST(UNet, Bf16AutocastForward_CUDA) {
   auto x = torch::randn({2, 3, 8, 8}, torch::kCUDA).contiguous(at::MemoryFormat::ChannelsLast);
   auto t = torch::rand({2}, torch::kCUDA);
   auto ref = net(x, t);
-  at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
-  at::autocast::set_enabled(true);
-  auto out = net(x, t);
-  at::autocast::set_enabled(false);
-  at::autocast::clear_cache();
+  torch::Tensor out;
+  {
+    testing::Bf16Autocast autocast(/*cuda=*/true);
+    out = net(x, t);
+  }
   EXPECT_EQ(out.scalar_type(), at::kBFloat16);
   EXPECT_TRUE(torch::isfinite(out).all().item<bool>());
   EXPECT_LT(max_abs_diff(out.to(torch::kFloat), ref), 0.1 * ref.abs().max().item<double>() + 1e-2);
