@@ -21,18 +21,27 @@ int cmd_data(int argc, char** argv) {
                      "  gsdiff data check CONFIG\n"
                      "      Load a dataset from a JSON object (inline, or a file holding it, or a file whose\n"
                      "      \"data\" key holds it) and print its size, example shape and kind.\n");
-  o.add_options()("action", "text8ify | check", cxxopts::value<std::string>())(
-      "args", "arguments of the action", cxxopts::value<std::vector<std::string>>())("h,help", "show this help");
-  o.parse_positional({"action", "args"});
+  o.add_options()("h,help", "show this help");
   o.positional_help("ACTION ARGS...");
-  auto args = o.parse(argc, argv);
-  if (args.count("help") || !args.count("action")) {
-    std::cout << o.help() << "\n";
-    return args.count("help") ? 0 : 2;
+  // Positionals are taken as they are: cxxopts would split a vector value at commas,
+  // which breaks inline JSON.
+  bool help = false;
+  std::vector<std::string> pos;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "-h" || a == "--help")
+      help = true;
+    else if (a.size() > 1 && a[0] == '-' && a[1] == '-')
+      throw std::invalid_argument("unknown option '" + a + "' (see gsdiff data --help)");
+    else
+      pos.push_back(a);
   }
-  const std::string action = args["action"].as<std::string>();
-  std::vector<std::string> rest;
-  if (args.count("args")) rest = args["args"].as<std::vector<std::string>>();
+  if (help || pos.empty()) {
+    std::cout << o.help() << "\n";
+    return help ? 0 : 2;
+  }
+  const std::string action = pos[0];
+  const std::vector<std::string> rest(pos.begin() + 1, pos.end());
   if (action == "text8ify") {
     if (rest.size() != 2) throw std::invalid_argument("text8ify expects INPUT OUTPUT (see gsdiff data --help)");
     auto st = data::text8ify_file(rest[0], rest[1]);
