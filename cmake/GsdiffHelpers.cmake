@@ -31,7 +31,15 @@ set_target_properties(gsdiff_pch PROPERTIES POSITION_INDEPENDENT_CODE ON)
 target_precompile_headers(gsdiff_pch PRIVATE <torch/torch.h> <nlohmann/json.hpp>
   <vector> <string> <memory> <functional> <map> <stdexcept> <cmath>)
 
+# GCC accepts a PCH only under the same -fPIC/-fPIE setting: executables are compiled with -fPIC
+# (as the PCH is) instead of CMake's -fPIE, which links into the default PIE executable just the same.
 function(gsdiff_use_pch tgt)
-  set_target_properties(${tgt} PROPERTIES POSITION_INDEPENDENT_CODE ON)
+  get_target_property(type ${tgt} TYPE)
+  if(type STREQUAL "EXECUTABLE")
+    set_target_properties(${tgt} PROPERTIES POSITION_INDEPENDENT_CODE OFF)
+    target_compile_options(${tgt} PRIVATE -fPIC)
+  else()
+    set_target_properties(${tgt} PROPERTIES POSITION_INDEPENDENT_CODE ON)
+  endif()
   target_precompile_headers(${tgt} REUSE_FROM gsdiff_pch)
 endfunction()
