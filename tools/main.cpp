@@ -17,6 +17,7 @@ const std::vector<Command>& commands() {
       {"sample", "sample from a checkpoint: PNG grid or text lines", cmd_sample},
       {"info", "list registered processes and models; with --config, the resolved config and parameter count", cmd_info},
       {"data", "data utilities: text8ify INPUT OUTPUT, check CONFIG", cmd_data},
+      {"bench", "train-step / sampling throughput, peak memory and FLOP/s of a config, as JSON", cmd_bench},
   };
   return table;
 }
@@ -36,6 +37,7 @@ static void print_usage() {
 }
 
 int main(int argc, char** argv) {
+  gsdiff::cli::tune_allocator();
   if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
     print_usage();
     return argc < 2 ? 2 : 0;

@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Side-by-side train-step timing: gsdiff bench vs bench/compare_python.py (Debian's PyTorch 1.13 in
+# /usr/bin/python3, same OpenBLAS, same thread count), under each allocator variant, interleaved
+# round-robin so machine noise hits all variants alike. Prints one summary JSON object (medians over
+# rounds of each run's median step) and keeps every raw run in --raw.
+#
+#   bench/compare.sh [--gsdiff build/bin/gsdiff] [--rounds 3] [--threads 2] [--warmup 2] [--steps 5]
+#                    [--variants "glibc tuned jemalloc"] [--raw FILE] CONFIG:BATCH [CONFIG:BATCH ...]
+# Variants: glibc = glibc malloc defaults (GSDIFF_MALLOC=default; Python as is); tuned = the mallopt
+# settings of tools/cmd_bench.cpp (Python: the same values through GLIBC_TUNABLES); jemalloc /
+# tcmalloc = LD_PRELOAD of Debian's libjemalloc2 / libtcmalloc-minimal4 for both.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+gsdiff="$here/../build/bin/gsdiff" rounds=3 threads=2 warmup=2 steps=5 variants="glibc tuned jemalloc" raw=""
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --gsdiff) gsdiff="$2"; shift 2 ;;
+    --rounds) rounds="$2"; shift 2 ;;
+    --threads) threads="$2"; shift 2 ;;
+    --warmup) warmup="$2"; shift 2 ;;
+    --steps) steps="$2"; shift 2 ;;
+    --variants) variants="$2"; shift 2 ;;
+    --raw) raw="$2"; shift 2 ;;
+    -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) break ;;
+  esac
+done
+[[ $# -gt 0 ]] || { echo "compare.sh: give at least one CONFIG:BATCH" >&2; exit 2; }
+raw=${raw:-$(mktemp /tmp/gsdiff-compare.XXXXXX.jsonl)}
+: > "$raw"
+lib=/usr/lib/x86_64-linux-gnu
+tunables="glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=268435456:glibc.malloc.top_pad=16777216:glibc.malloc.arena_max=4"
+# Same BLAS/OpenMP thread count everywhere.
+export OMP_NUM_THREADS=$threads OPENBLAS_NUM_THREADS=$threads
+
+run_variant() {  # impl variant config batch
+  local impl=$1 v=$2 cfg=$3 b=$4 pre="" envs=()
+  case "$v" in
+    glibc) envs=(GSDIFF_MALLOC=default) ;;
+    tuned) [[ $impl == python ]] && envs=(GLIBC_TUNABLES=$tunables) ;;
+    jemalloc) envs=(GSDIFF_MALLOC=default); pre=$lib/libjemalloc.so.2 ;;
+    tcmalloc) envs=(GSDIFF_MALLOC=default); pre=$lib/libtcmalloc_minimal.so.4 ;;
+  esac
+  [[ -n $pre ]] && envs+=(LD_PRELOAD=$pre)
+  local out
+  if [[ $impl == gsdiff ]]; then
+    out=$(env "${envs[@]}" "$gsdiff" bench --config "$cfg" --batch "$b" --threads "$threads" --warmup "$warmup" \
+          --steps "$steps" --sample-calls 3 --label "$v")
+    params=$(/usr/bin/python3 -c 'import json,sys; print(json.loads(sys.argv[1])["parameters"])' "$out")
+  else
+    out=$(env "${envs[@]}" /usr/bin/python3 "$here/compare_python.py" --config "$cfg" --batch "$b" --threads "$threads" \
+          --warmup "$warmup" --steps "$steps" --expect-params "${params:-0}")
+  fi
+  /usr/bin/python3 -c 'import json,sys; d=json.loads(sys.argv[1]); d.update(impl=sys.argv[2], variant=sys.argv[3], case=sys.argv[4], round=int(sys.argv[5])); print(json.dumps(d))' \
+    "$out" "$impl" "$v" "$cfg:$b" "$r" >> "$raw"
+  echo "round $r $cfg:$b $impl/$v: $(/usr/bin/python3 -c 'import json,sys; t=json.loads(sys.argv[1])["train"]; print("step %.1f ms wall, %.1f ms cpu" % (t["step_ms_median"], t["step_cpu_ms_median"]))' "$out")" >&2
+}
+
+for ((r = 1; r <= rounds; r++)); do
+  for c in "$@"; do
+    cfg=${c%:*} b=${c##*:} params=""
+    for v in $variants; do
+      run_variant gsdiff "$v" "$cfg" "$b"
+      run_variant python "$v" "$cfg" "$b"
+    done
+  done
+done
+
+/usr/bin/python3 - "$raw" "$threads" <<'PY'
+import json, statistics, sys, collections, platform, datetime, subprocess
+runs = [json.loads(l) for l in open(sys.argv[1])]
+by = collections.defaultdict(list)
+for d in runs:
+    by[(d["case"], d["variant"], d["impl"])].append(d["train"])
+summary = {"date": datetime.date.today().isoformat(), "threads": int(sys.argv[2]), "rounds": max(d["round"] for d in runs),
+           "cpu": subprocess.run(["sh", "-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"], capture_output=True, text=True).stdout.strip(),
+           "nproc": subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip(), "cases": {}}
+for (case, v, impl), ts in sorted(by.items()):
+    c = summary["cases"].setdefault(case, {}).setdefault(v, {})
+    c[impl] = {"step_ms_median": statistics.median(t["step_ms_median"] for t in ts),
+               "step_cpu_ms_median": statistics.median(t["step_cpu_ms_median"] for t in ts),
+               "forward_ms_median": statistics.median(t["forward_ms_median"] for t in ts),
+               "backward_ms_median": statistics.median(t["backward_ms_median"] for t in ts),
+               "optimizer_ms_median": statistics.median(t["optimizer_ms_median"] for t in ts), "runs": len(ts)}
+for case, vs in summary["cases"].items():
+    for v, c in vs.items():
+        if "gsdiff" in c and "python" in c:
+            c["ratio_cpu"] = c["gsdiff"]["step_cpu_ms_median"] / c["python"]["step_cpu_ms_median"]
+            c["ratio_wall"] = c["gsdiff"]["step_ms_median"] / c["python"]["step_ms_median"]
+print(json.dumps(summary, indent=1))
+PY
