@@ -7,6 +7,7 @@
 #include "core/registry.h"
 #include "tools/commands.h"
 #include "tools/sample_util.h"
+#include "train/distributed.h"
 #include "train/trainer.h"
 
 namespace gsdiff::cli {
@@ -23,6 +24,10 @@ int cmd_train(int argc, char** argv) {
       "resume", "auto (newest valid checkpoint in --out) or a checkpoint path", cxxopts::value<std::string>()->default_value(""))(
       "device", "cpu or cuda", cxxopts::value<std::string>()->default_value("cpu"))(
       "threads", "intra-op threads (0 = all cores)", cxxopts::value<int>()->default_value("0"))(
+      "backend", "data parallel backend when WORLD_SIZE > 1: auto (gloo on CPU, nccl on CUDA) | gloo | nccl",
+      cxxopts::value<std::string>()->default_value("auto"))(
+      "dist-timeout", "seconds a rank waits for the others (rendezvous, each all-reduce)",
+      cxxopts::value<double>()->default_value("1800"))(
       "plugin", "shared library registering extra processes (repeatable)", cxxopts::value<std::vector<std::string>>())(
       "quiet", "no progress lines")("h,help", "show this help");
   auto args = o.parse(argc, argv);
@@ -47,6 +52,14 @@ int cmd_train(int argc, char** argv) {
   env.resume = args["resume"].as<std::string>();
   env.device = parse_device(args["device"].as<std::string>());
   env.verbose = !args.count("quiet");
+  // Data parallel when a launcher set WORLD_SIZE > 1 (torchrun, SLURM via env, tools/launch.sh).
+  dist::DistOptions dopt;
+  dopt.backend = args["backend"].as<std::string>();
+  dopt.device = env.device;
+  dopt.timeout = std::chrono::milliseconds(static_cast<int64_t>(1000 * args["dist-timeout"].as<double>()));
+  env.dist = dist::init_from_env(dopt);
+  if (env.dist && env.dist->rank() == 0 && env.verbose)
+    std::cerr << "data parallel: " << env.dist->world() << " ranks (" << env.dist->backend() << ")\n";
   std::signal(SIGINT, on_sigint);
   Trainer trainer(cfg, env);
   trainer.on_sample = [&](Trainer& t) {

@@ -10,6 +10,7 @@
 #include "core/registry.h"
 #include "data/factory.h"
 #include "train/checkpoint.h"
+#include "train/distributed.h"
 
 namespace gsdiff {
 
@@ -55,6 +56,7 @@ Trainer::Trainer(Config cfg, TrainerEnv env)
   dataset_ = with_context("data", [&] { return data::make_dataset(cfg_.data); });
   auto lopt = data::loader_options_from_json(cfg_.data);
   lopt.device = env_.device;
+  if (env_.dist) lopt.rank = env_.dist->rank(), lopt.world = env_.dist->world();  // disjoint share per rank
   loader_ = std::make_unique<data::Loader>(dataset_, lopt);
   objective_ = make_objective(cfg_.objective, *process_);
   optimizer_ = std::make_unique<torch::optim::AdamW>(
@@ -68,12 +70,28 @@ Trainer::Trainer(Config cfg, TrainerEnv env)
   std::string resume = env_.resume;
   if (resume == "auto") resume = newest_valid_checkpoint(env_.out_dir);
   if (!resume.empty()) load_checkpoint(resume);
-  metrics_.open(env_.out_dir + "/metrics.jsonl", std::ios::app);
-  std::ofstream(env_.out_dir + "/config.json") << cfg_.resolved.dump(2) << "\n";
+  if (env_.dist) {
+    // Rank 0's weights everywhere; other ranks draw their own t / noise / dropout streams (derived from
+    // seed, rank and step, so a resume with the same world size is deterministic too).
+    grad_sync_ = std::make_unique<dist::GradSync>(env_.dist, model_->parameters());
+    grad_sync_->broadcast_parameters();
+    if (rank() > 0) {
+      const uint64_t s = T.seed() * 0x9E3779B97F4A7C15ull + uint64_t(rank()) * 0xBF58476D1CE4E5B9ull + uint64_t(step_);
+      gen_.set_current_seed(s);
+      torch::manual_seed(s ^ 0x94D049BB133111EBull);
+    }
+  }
+  if (is_main()) {
+    metrics_.open(env_.out_dir + "/metrics.jsonl", std::ios::app);
+    std::ofstream(env_.out_dir + "/config.json") << cfg_.resolved.dump(2) << "\n";
+  }
   start_wall_ = now_s();
 }
 
 Trainer::~Trainer() = default;
+
+int Trainer::rank() const { return env_.dist ? env_.dist->rank() : 0; }
+int Trainer::world() const { return env_.dist ? env_.dist->world() : 1; }
 
 double Trainer::lr_at(int64_t u) const {
   const auto& T = cfg_.train;
@@ -107,7 +125,8 @@ bool Trainer::step() {
     auto r = objective_(*process_, denoise_fn(model_, y), x0, gen_);
     auto loss = r.loss.mean() / double(T.accumulate());
     if (cfg_.debug.nan_at_step() == step_ + 1) loss = loss * std::nan("");
-    // Phase 3: backward.
+    // Phase 3: backward (data parallel: buckets are all-reduced during the last micro-batch's backward).
+    if (grad_sync_) grad_sync_->set_enabled(a + 1 == T.accumulate());
     loss.backward();
     loss_sum += loss.item<double>();
     examples += double(x0.size(0));
@@ -117,7 +136,9 @@ bool Trainer::step() {
     }
   }
 
-  // Phase 4: clip and check; a non-finite loss or gradient norm skips the update entirely.
+  // Phase 4: average gradients across ranks, then clip and check; a non-finite loss or gradient norm skips
+  // the update entirely (a NaN on any rank reaches every rank through the average, so all skip together).
+  if (grad_sync_) grad_sync_->finish();
   double max_norm = T.grad_clip() > 0 ? T.grad_clip() : std::numeric_limits<double>::infinity();
   double grad_norm = torch::nn::utils::clip_grad_norm_(model_->parameters(), max_norm);
   ++step_;
@@ -129,7 +150,7 @@ bool Trainer::step() {
       throw std::runtime_error("training diverged: " + std::to_string(consecutive_skips_) +
                                " consecutive steps with a non-finite loss or gradient (last at step " +
                                std::to_string(step_) + ")");
-    if (env_.verbose) std::cerr << "step " << step_ << ": non-finite loss/gradient, update skipped\n";
+    if (env_.verbose && is_main()) std::cerr << "step " << step_ << ": non-finite loss/gradient, update skipped\n";
     return false;
   }
   consecutive_skips_ = 0;
@@ -147,7 +168,7 @@ bool Trainer::step() {
   win_seconds_ += now_s() - t0;
   ++win_steps_;
   if (nelbo_n > 0) win_bits_ += nelbo_bits, win_bits_n_ += nelbo_n;
-  if (T.log_every() > 0 && step_ % T.log_every() == 0) log(win_loss_ / win_steps_, win_bits_n_ ? win_bits_ / win_bits_n_ : NAN,
+  if (T.log_every() > 0 && step_ % T.log_every() == 0 && is_main()) log(win_loss_ / win_steps_, win_bits_n_ ? win_bits_ / win_bits_n_ : NAN,
                                                            grad_norm, lr, win_examples_, win_seconds_);
   return true;
 }
@@ -181,10 +202,12 @@ void Trainer::run(int64_t until) {
   if (until < 0) until = T.steps();
   while (step_ < until && !stop_requested().load()) {
     step();
+    if (!is_main()) continue;  // rank 0 alone writes checkpoints, validation metrics and samples
     if (T.checkpoint_every() > 0 && step_ % T.checkpoint_every() == 0 && step_ < until) save_checkpoint();
     if (T.eval_every() > 0 && step_ % T.eval_every() == 0) validate();
     if (on_sample && T.sample_every() > 0 && step_ % T.sample_every() == 0 && step_ < until) on_sample(*this);
   }
+  if (!is_main()) return;
   if (stop_requested().load() && env_.verbose) std::cerr << "interrupted at step " << step_ << "; saving checkpoint\n";
   auto path = save_checkpoint();
   if (env_.verbose) std::cerr << "checkpoint " << path << "\n";

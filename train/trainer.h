@@ -19,11 +19,20 @@
 
 namespace gsdiff {
 
+namespace dist {
+class ProcessGroup;
+class GradSync;
+}  // namespace dist
+
 struct TrainerEnv {
   std::string out_dir = "out";
   std::string resume;  // "" (fresh), "auto" (newest valid checkpoint in out_dir, if any) or a path
   torch::Device device = torch::kCPU;
   bool verbose = true;  // periodic progress lines on stderr
+  // Data parallel (train/distributed.h): null = one process. With a group, each rank reads its own share
+  // of every epoch, gradients are averaged across ranks before clipping, and only rank 0 writes
+  // checkpoints, metrics, config.json and samples (and prints progress).
+  std::shared_ptr<dist::ProcessGroup> dist;
 };
 
 // A process + model built from a config (shared by train, eval and sample).
@@ -68,6 +77,9 @@ class Trainer {
   // Called every train.sample_every steps and at the end of run() (the CLI writes a sample grid).
   std::function<void(Trainer&)> on_sample;
   static std::atomic<bool>& stop_requested();
+  int rank() const;
+  int world() const;
+  bool is_main() const { return rank() == 0; }  // rank 0: the one that writes files
 
  private:
   void log(double loss, double bits, double grad_norm, double lr, double examples, double seconds);
@@ -81,6 +93,7 @@ class Trainer {
   std::unique_ptr<Ema> ema_;
   std::shared_ptr<data::Dataset> dataset_;
   std::unique_ptr<data::Loader> loader_;
+  std::unique_ptr<dist::GradSync> grad_sync_;
   Objective objective_;
   torch::Generator gen_;
   int64_t step_ = 0, updates_ = 0, skipped_ = 0, consecutive_skips_ = 0;

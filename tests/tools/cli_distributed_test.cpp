@@ -1,0 +1,89 @@
+// gsdiff train data parallel through tools/launch.sh (2 Gloo ranks on loopback), resume with the same world
+// size, and gsdiff bench's JSON.
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <sys/wait.h>
+
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+namespace {
+
+struct Run {
+  int rc;
+  std::string out;
+};
+
+Run run(const std::string& cmd_line) {
+  std::string cmd = cmd_line + " 2>&1";
+  Run r{-1, ""};
+  FILE* p = popen(cmd.c_str(), "r");
+  if (!p) return r;
+  std::array<char, 4096> buf;
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
+  int st = pclose(p);
+  r.rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return r;
+}
+
+std::string dir_for(const std::string& name) {
+  auto d = std::filesystem::temp_directory_path() / ("gsdiff_cli_dist_" + name);
+  std::filesystem::remove_all(d);
+  return d.string();
+}
+
+const std::string kLaunch2 = std::string(GSDIFF_SOURCE_DIR) + "/tools/launch.sh -n 2 -- " + GSDIFF_CLI;
+const std::string kQuick = std::string(GSDIFF_SOURCE_DIR) + "/configs/quickstart.json";
+const std::string kTiny = " --set data.batch_size=4 --set sample.num=4 --set sample.steps=2 --set train.log_every=1"
+                          " --set train.eval_every=0 --threads 1 --dist-timeout 60";
+
+int count_lines(const std::string& path) {
+  std::ifstream f(path);
+  std::string line;
+  int n = 0;
+  while (std::getline(f, line)) ++n;
+  return n;
+}
+
+}  // namespace
+
+TEST(CliDistributed, TwoRanksTrainRankZeroWritesResumeSameWorld) {
+  auto out = dir_for("train");
+  auto tr = run(kLaunch2 + " train --config " + kQuick + kTiny + " --set train.steps=3 --out " + out);
+  ASSERT_EQ(tr.rc, 0) << tr.out;
+  EXPECT_NE(tr.out.find("data parallel: 2 ranks (gloo)"), std::string::npos) << tr.out;
+  EXPECT_TRUE(std::filesystem::exists(out + "/ckpt-00000003.gsdiff")) << tr.out;
+  EXPECT_TRUE(std::filesystem::exists(out + "/samples-3.png"));
+  EXPECT_EQ(count_lines(out + "/metrics.jsonl"), 3);  // one writer: rank 0
+
+  auto re = run(kLaunch2 + " train --config " + kQuick + kTiny + " --set train.steps=5 --resume auto --out " + out);
+  ASSERT_EQ(re.rc, 0) << re.out;
+  EXPECT_TRUE(std::filesystem::exists(out + "/ckpt-00000005.gsdiff")) << re.out;
+  EXPECT_EQ(count_lines(out + "/metrics.jsonl"), 5);
+
+  // The loader position records the world size: resuming as one process is refused.
+  auto one = run(std::string(GSDIFF_CLI) + " train --config " + kQuick + kTiny +
+                 " --set train.steps=6 --resume auto --out " + out);
+  EXPECT_NE(one.rc, 0) << one.out;
+  std::filesystem::remove_all(out);
+}
+
+TEST(CliBench, PrintsOneJsonObject) {
+  auto r = run(std::string(GSDIFF_CLI) + " bench --config " + GSDIFF_SOURCE_DIR +
+               "/bench/configs/unet-micro.json --batch 2 --steps 2 --warmup 1 --sample-calls 1 --threads 1 2>/dev/null");
+  ASSERT_EQ(r.rc, 0) << r.out;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["parameters"], 176849);
+  EXPECT_EQ(j["device"], "cpu");
+  EXPECT_EQ(j["threads"], 1);
+  for (const char* k : {"step_ms_median", "forward_ms_median", "backward_ms_median", "optimizer_ms_median",
+                        "examples_per_s", "steps_per_s"})
+    EXPECT_GT(j["train"][k].get<double>(), 0.0) << k;
+  EXPECT_GT(j["sample"]["calls_per_s"].get<double>(), 0.0);
+  EXPECT_GT(j["flops"]["forward"].get<double>(), 0.0);
+  EXPECT_GT(j["peak_memory_bytes"].get<int64_t>(), 0);
+  EXPECT_TRUE(j.contains("libtorch") && j.contains("commit"));
+}
