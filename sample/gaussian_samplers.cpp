@@ -1,0 +1,187 @@
+// Samplers for Gaussian processes: DDIM, Euler–Maruyama, PF-ODE Heun, DPM-Solver++(2M), predictor-corrector.
+#include <cmath>
+#include <stdexcept>
+
+#include "core/distributions.h"
+#include "core/gaussian.h"
+#include "sample/sampler.h"
+
+namespace gsdiff {
+
+using torch::Tensor;
+
+namespace {
+
+// Schedule values at one time t, as doubles.
+struct At {
+  double alpha, sigma, logsnr, f, g2;
+};
+
+At at_time(const GaussianProcess& g, double t) {
+  auto v = g.schedule().at(torch::full({1}, t, torch::kFloat64));
+  return {v.alpha.item<double>(), v.sigma.item<double>(), v.logsnr.item<double>(), v.f().item<double>(),
+          v.g2().item<double>()};
+}
+
+// Shared loop state: the process, the counted network, a validated grid and the prior draw.
+struct Run {
+  const GaussianProcess& g;
+  DenoiseFn f;
+  const std::vector<double>& grid;
+  torch::TensorOptions tdev;
+  int64_t B;
+
+  Run(const Process& p, const DenoiseFn& fn, const std::vector<double>& gr, at::IntArrayRef shape,
+      const SamplerOptions& o, const char* who)
+      : g(cast(p, who)), f(counted(fn, o.stats)), grid(gr),
+        tdev(torch::TensorOptions().dtype(torch::kFloat64).device(o.device)), B(shape[0]) {
+    if (grid.size() < 2) throw std::invalid_argument(std::string(who) + ": the grid needs at least two times");
+    for (size_t i = 1; i < grid.size(); ++i)
+      if (!(grid[i] < grid[i - 1])) throw std::invalid_argument(std::string(who) + ": the grid must be strictly descending");
+  }
+  static const GaussianProcess& cast(const Process& p, const char* who) {
+    auto* g = dynamic_cast<const GaussianProcess*>(&p);
+    if (!g) throw std::invalid_argument(std::string(who) + ": needs a Gaussian process, got " + p.name());
+    return *g;
+  }
+  Tensor prior(at::IntArrayRef shape, const SamplerOptions& o, torch::Generator& gen) const {
+    return g.sample_prior(shape, torch::TensorOptions().dtype(o.dtype).device(o.device), gen);
+  }
+  Tensor x0_hat(const Tensor& x, double t) const { return predict(g, f, x, torch::full({B}, t, tdev)).to(x.dtype()); }
+  // grad log p_t(x) = -(x - alpha x0_hat) / sigma^2 (Tweedie), and x0_hat.
+  Tensor score(const Tensor& x, double t, const At& a, Tensor* x0 = nullptr) const {
+    auto xh = x0_hat(x, t);
+    if (x0) *x0 = xh;
+    return -(x - a.alpha * xh) / (a.sigma * a.sigma);
+  }
+  int64_t steps() const { return int64_t(grid.size()) - 1; }
+};
+
+// One Euler–Maruyama step of the reverse SDE dx = [f x - g^2 score] dt + g dW (time running backwards).
+Tensor em_step(const Run& r, const Tensor& x, double t, double s, torch::Generator& gen) {
+  auto a = at_time(r.g, t);
+  Tensor x0;
+  auto sc = r.score(x, t, a, &x0);
+  if (s <= 0.0) return x0;
+  const double h = t - s;
+  return x - h * (a.f * x - a.g2 * sc) + std::sqrt(a.g2 * h) * randn_like_gen(x, gen);
+}
+
+}  // namespace
+
+Tensor sample_ddim(const Process& p, const DenoiseFn& f, const std::vector<double>& grid, at::IntArrayRef shape,
+                   torch::Generator& gen, const Progress& progress, const SamplerOptions& o) {
+  torch::NoGradGuard ng;
+  Run r(p, f, grid, shape, o, "ddim");
+  auto x = r.prior(shape, o, gen);  // [B, ...]
+  for (int64_t k = 0; k < r.steps(); ++k) {
+    const double t = grid[k], s = grid[k + 1];
+    auto at = at_time(r.g, t), as = at_time(r.g, s);
+    auto x0 = r.x0_hat(x, t);
+    if (s <= 0.0) {
+      x = x0;
+    } else {
+      auto eps = (x - at.alpha * x0) / at.sigma;
+      // c^2 = eta^2 Var q(x_s | x_t, x0) = eta^2 sigma_s^2 (1 - e^{lambda_t - lambda_s}).
+      const double c2 = o.eta * o.eta * as.sigma * as.sigma * -std::expm1(at.logsnr - as.logsnr);
+      x = as.alpha * x0 + std::sqrt(std::max(0.0, as.sigma * as.sigma - c2)) * eps;
+      if (c2 > 0) x = x + std::sqrt(c2) * randn_like_gen(x, gen);
+    }
+    if (progress) progress(k + 1, r.steps());
+  }
+  return x;
+}
+
+Tensor sample_euler_maruyama(const Process& p, const DenoiseFn& f, const std::vector<double>& grid,
+                             at::IntArrayRef shape, torch::Generator& gen, const Progress& progress,
+                             const SamplerOptions& o) {
+  torch::NoGradGuard ng;
+  Run r(p, f, grid, shape, o, "euler-maruyama");
+  auto x = r.prior(shape, o, gen);
+  for (int64_t k = 0; k < r.steps(); ++k) {
+    x = em_step(r, x, grid[k], grid[k + 1], gen);
+    if (progress) progress(k + 1, r.steps());
+  }
+  return x;
+}
+
+Tensor sample_heun(const Process& p, const DenoiseFn& f, const std::vector<double>& grid, at::IntArrayRef shape,
+                   torch::Generator& gen, const Progress& progress, const SamplerOptions& o) {
+  torch::NoGradGuard ng;
+  Run r(p, f, grid, shape, o, "heun");
+  // Probability-flow ODE dx/dt = f x - 1/2 g^2 score (Song et al. 2021, eq. 13).
+  auto velocity = [&](const Tensor& x, double t, Tensor* x0) {
+    auto a = at_time(r.g, t);
+    return a.f * x - 0.5 * a.g2 * r.score(x, t, a, x0);
+  };
+  auto x = r.prior(shape, o, gen);
+  for (int64_t k = 0; k < r.steps(); ++k) {
+    const double t = grid[k], s = grid[k + 1];
+    Tensor x0;
+    auto d1 = velocity(x, t, &x0);
+    if (s <= 0.0) {
+      x = x0;  // final step: the denoised prediction
+    } else {
+      auto xe = x + (s - t) * d1;       // Euler predictor
+      auto d2 = velocity(xe, s, nullptr);
+      x = x + (s - t) * 0.5 * (d1 + d2);  // trapezoidal corrector
+    }
+    if (progress) progress(k + 1, r.steps());
+  }
+  return x;
+}
+
+Tensor sample_dpm_solver_pp(const Process& p, const DenoiseFn& f, const std::vector<double>& grid,
+                            at::IntArrayRef shape, torch::Generator& gen, const Progress& progress,
+                            const SamplerOptions& o) {
+  torch::NoGradGuard ng;
+  Run r(p, f, grid, shape, o, "dpm-solver++");
+  auto x = r.prior(shape, o, gen);
+  Tensor x0_prev;
+  double h_prev = 0.0;
+  for (int64_t k = 0; k < r.steps(); ++k) {
+    const double t = grid[k], s = grid[k + 1];
+    auto at = at_time(r.g, t), as = at_time(r.g, s);
+    auto x0 = r.x0_hat(x, t);
+    if (s <= 0.0) {
+      x = x0;
+    } else {
+      const double h = as.logsnr / 2 - at.logsnr / 2;  // step in lambda = log(alpha / sigma)
+      Tensor D = x0;
+      if (x0_prev.defined()) {  // 2nd-order multistep correction, r = h_{i-1} / h_i (Lu et al. 2022, Alg. 2)
+        const double ratio = h_prev / h;
+        D = (1.0 + 0.5 / ratio) * x0 - (0.5 / ratio) * x0_prev;
+      }
+      x = (as.sigma / at.sigma) * x - as.alpha * std::expm1(-h) * D;
+      x0_prev = x0;
+      h_prev = h;
+    }
+    if (progress) progress(k + 1, r.steps());
+  }
+  return x;
+}
+
+Tensor sample_pc(const Process& p, const DenoiseFn& f, const std::vector<double>& grid, at::IntArrayRef shape,
+                 torch::Generator& gen, const Progress& progress, const SamplerOptions& o) {
+  torch::NoGradGuard ng;
+  Run r(p, f, grid, shape, o, "pc");
+  auto x = r.prior(shape, o, gen);
+  auto norm = [](const Tensor& v) { return v.reshape({v.size(0), -1}).norm(2, 1); };  // [B]
+  for (int64_t k = 0; k < r.steps(); ++k) {
+    const double t = grid[k], s = grid[k + 1];
+    auto a = at_time(r.g, t);
+    // Langevin corrector at t: step = 2 (snr ||z|| / ||score||)^2 per example (Song et al. 2021, Alg. 5).
+    for (int64_t c = 0; c < o.corrector_steps; ++c) {
+      auto sc = r.score(x, t, a);
+      auto z = randn_like_gen(x, gen);
+      auto step = 2.0 * (o.snr * norm(z) / norm(sc).clamp_min(1e-12)).pow(2);  // [B]
+      step = per_example(step, x);
+      x = x + step * sc + torch::sqrt(2.0 * step) * z;
+    }
+    x = em_step(r, x, t, s, gen);  // predictor
+    if (progress) progress(k + 1, r.steps());
+  }
+  return x;
+}
+
+}  // namespace gsdiff

@@ -1,0 +1,79 @@
+// The one sampler signature, sampler options, the sampler registry by name and time grids.
+#pragma once
+#include <torch/torch.h>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "core/elbo.h"
+#include "core/process.h"
+
+namespace gsdiff {
+
+// progress(step, total) after each reverse step.
+using Progress = std::function<void(int64_t step, int64_t total)>;
+
+// What a sampler did (filled when SamplerOptions::stats is set).
+struct SamplerStats {
+  int64_t network_calls = 0;  // calls of the DenoiseFn (each on a whole or partial batch)
+  int64_t network_rows = 0;   // examples evaluated, summed over calls (a cache skips rows)
+};
+
+struct SamplerOptions {
+  double eta = 0.0;             // ddim: 0 = deterministic DDIM, 1 = DDPM-like posterior noise
+  double snr = 0.16;            // pc: Langevin corrector's signal-to-noise ratio (Song et al. 2021)
+  int64_t corrector_steps = 1;  // pc: Langevin steps per predictor step
+  bool ordinal = false;         // tau-leaping: add jump displacements (ordinal states) instead of rejecting >1 jump
+  torch::Device device = torch::kCPU;
+  torch::ScalarType dtype = torch::kFloat32;  // state dtype of continuous samplers
+  SamplerStats* stats = nullptr;              // optional call counter
+};
+
+// The shared signature: grid is strictly descending (grid.front() = 1, grid.back() = 0 or t_min); one
+// network call per step (two for heun, 1 + corrector_steps for pc) for the whole batch; returns x0 [shape].
+using Sampler = std::function<torch::Tensor(const Process&, const DenoiseFn&, const std::vector<double>& grid,
+                                            at::IntArrayRef shape, torch::Generator&, const Progress&)>;
+
+// Every sampler below has this signature plus the options (bound by make_sampler).
+#define GSDIFF_SAMPLER(fn)                                                                                   \
+  torch::Tensor fn(const Process& p, const DenoiseFn& f, const std::vector<double>& grid, at::IntArrayRef shape, \
+                   torch::Generator& gen, const Progress& progress = {}, const SamplerOptions& o = {})
+
+// ---- continuous (GaussianProcess); a final step to s = 0 returns the prediction x0_hat ----
+GSDIFF_SAMPLER(sample_ancestral_any);   // DDPM (Ho et al. 2020) / D3PM (Austin et al. 2021): process.sample_reverse
+GSDIFF_SAMPLER(sample_ddim);            // DDIM with eta (Song, Meng & Ermon 2021)
+GSDIFF_SAMPLER(sample_euler_maruyama);  // Euler–Maruyama on the reverse SDE (Song et al. 2021)
+GSDIFF_SAMPLER(sample_heun);            // probability-flow ODE, Heun's 2nd-order step (Karras et al. 2022, EDM Alg. 1)
+GSDIFF_SAMPLER(sample_dpm_solver_pp);   // DPM-Solver++(2M) in log-SNR time with x0 prediction (Lu et al. 2022)
+GSDIFF_SAMPLER(sample_pc);              // predictor-corrector: EM predictor + Langevin corrector (Song et al. 2021)
+
+// ---- discrete (CategoricalProcess); a final step to s = 0 draws x0 from the exact reverse step ----
+GSDIFF_SAMPLER(sample_tau_leaping);     // tau-leaping on the reverse CTMC (Campbell et al. 2022)
+GSDIFF_SAMPLER(sample_ctmc_euler);      // Euler step of the reverse CTMC: P(y) = R_hat(x, y) h (Campbell et al. 2022)
+GSDIFF_SAMPLER(sample_tweedie);         // analytic / Tweedie tau-leaping (Lou et al. 2024, SEDD)
+GSDIFF_SAMPLER(sample_mdlm_cached);     // absorbing only: network called on rows that changed (Sahoo et al. 2024, MDLM)
+
+// SEDD's analytic step: p(x_s = y | x_t) ∝ Q_{t|s}[y, x_t] * r_s(y), with the Tweedie ratio estimate
+// r_s(y) = p_s(y) / p_t(x_t) = sum_x0 p(x0 | x_t) Qbar_s[x0, y] / Qbar_t[x0, x_t]. For every kernel with
+// Qbar_s = Qbar_t Q_{t|s}^{-1} (absorbing and uniform included) this is term by term the exact reverse
+// step CategoricalProcess::reverse_probs, so sample_tweedie coincides with ancestral sampling (tested).
+torch::Tensor tweedie_reverse_probs(const Process& p, const torch::Tensor& xt, const torch::Tensor& s,
+                                    const torch::Tensor& t, const torch::Tensor& logp_x0);  // [B, ..., V]
+
+// ---- registry ----
+// Names: ancestral, ddim, euler-maruyama, heun, dpm-solver++, pc (continuous); ancestral, tau-leaping,
+// euler, tweedie, mdlm-cached (discrete). Unknown name -> std::invalid_argument listing the known ones.
+Sampler make_sampler(const std::string& name, const SamplerOptions& opts = {});
+std::vector<std::string> sampler_names();
+std::vector<std::string> sampler_names(Space space);
+
+// Descending time grid with `steps` steps (<= 0: the process's T, or 100 in continuous time):
+//   kind "uniform": t_k = k / n (a discrete-time process gets its own grid i / T, subsampled to `steps`);
+//   kind "quadratic": t_k = (k / n)^2 (denser near the data; continuous time only).
+std::vector<double> time_grid(const Process& p, int64_t steps = 0, const std::string& kind = "uniform");
+
+// A DenoiseFn that counts its calls and rows into `stats` (not owned).
+DenoiseFn counted(DenoiseFn f, SamplerStats* stats);
+
+}  // namespace gsdiff
