@@ -29,7 +29,7 @@ done
 raw=${raw:-$(mktemp /tmp/gsdiff-compare.XXXXXX.jsonl)}
 : > "$raw"
 lib=/usr/lib/x86_64-linux-gnu
-tunables="glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=268435456:glibc.malloc.top_pad=16777216:glibc.malloc.arena_max=4"
+tunables="glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=2147483647:glibc.malloc.top_pad=16777216:glibc.malloc.arena_max=4"
 # Same BLAS/OpenMP thread count everywhere.
 export OMP_NUM_THREADS=$threads OPENBLAS_NUM_THREADS=$threads
 
