@@ -42,6 +42,12 @@ Tensor run_chain(const CategoricalProcess& c, const std::vector<double>& grid, a
   return x;
 }
 
+// R_hat_theta(x_t, .) [B, ..., V] in float64, evaluated at min(t, 1 - 1e-6): common schedules have
+// alpha_1 = 0, where beta(1) = inf and the process's product beta * ratio reads inf * 0.
+Tensor rates_at(const CategoricalProcess& c, const Tensor& x, const Tensor& t, const Tensor& lp) {
+  return c.reverse_rates(x, t.clamp_max(1.0 - 1e-6), lp).to(torch::kFloat64);
+}
+
 }  // namespace
 
 Tensor sample_tau_leaping(const Process& p, const DenoiseFn& f, const std::vector<double>& grid,
@@ -53,16 +59,18 @@ Tensor sample_tau_leaping(const Process& p, const DenoiseFn& f, const std::vecto
   auto pred = [&](const Tensor& x, const Tensor& t) { return predict(c, fn, x, t); };
   return run_chain(c, grid, shape, gen, progress, o, pred, [&](const Tensor& x, const Tensor& s, const Tensor& t, const Tensor& lp) {
     auto h = per_example(t - s, x, 1);
-    auto rates = c.reverse_rates(x, t, lp).to(torch::kFloat64) * h;  // expected jumps x -> y in [s, t]  [B, ..., V]
-    auto counts = at::poisson(rates.clamp_min(0.0), gen);            // Poisson jump counts per destination
-    auto n = counts.sum(-1);                                         // [B, ...]
+    auto rates = rates_at(c, x, t, lp) * h;                // expected jumps x -> y in [s, t]  [B, ..., V]
+    auto counts = at::poisson(rates.clamp_min(0.0), gen);  // Poisson jump counts per destination
+    auto n = counts.sum(-1);                               // [B, ...]
     if (o.ordinal) {  // ordinal states: add the displacements (Campbell et al. 2022, Sec. 4.1), clamp to [0, V)
       auto y = torch::arange(c.num_states(), torch::TensorOptions().dtype(torch::kFloat64).device(x.device()));
       auto disp = (counts * (y - x.unsqueeze(-1).to(torch::kFloat64))).sum(-1);
       return (x + disp.to(torch::kLong)).clamp(0, c.num_states() - 1);
     }
-    // Nominal states: take the jump when exactly one fired; >1 jumps (probability O(h^2)) are rejected.
-    return torch::where(n == 1, counts.argmax(-1), x);
+    // Nominal states: no jump fired -> stay; else move to one of the fired jumps, chosen in proportion to
+    // the counts (so P(leave) = 1 - exp(-h sum_y R_hat) and the destination is ∝ R_hat, as h -> 0).
+    auto pick = sample_categorical(torch::where(n.unsqueeze(-1) > 0, counts, torch::ones_like(counts)), gen);
+    return torch::where(n > 0, pick, x);
   });
 }
 
@@ -75,7 +83,7 @@ Tensor sample_ctmc_euler(const Process& p, const DenoiseFn& f, const std::vector
   auto pred = [&](const Tensor& x, const Tensor& t) { return predict(c, fn, x, t); };
   return run_chain(c, grid, shape, gen, progress, o, pred, [&](const Tensor& x, const Tensor& s, const Tensor& t, const Tensor& lp) {
     auto h = per_example(t - s, x, 1);
-    auto jump = (c.reverse_rates(x, t, lp).to(torch::kFloat64) * h).clamp_min(0.0);  // P(x -> y) ~ R_hat(x, y) h
+    auto jump = (rates_at(c, x, t, lp) * h).clamp_min(0.0);  // P(x -> y) ~ R_hat(x, y) h
     auto out = jump.sum(-1, true);
     jump = jump / out.clamp_min(1.0);  // when the step would leave with probability > 1, leave surely
     auto stay = (1.0 - jump.sum(-1, true)).clamp_min(0.0);

@@ -24,7 +24,7 @@ struct SamplerOptions {
   double eta = 0.0;             // ddim: 0 = deterministic DDIM, 1 = DDPM-like posterior noise
   double snr = 0.16;            // pc: Langevin corrector's signal-to-noise ratio (Song et al. 2021)
   int64_t corrector_steps = 1;  // pc: Langevin steps per predictor step
-  bool ordinal = false;         // tau-leaping: add jump displacements (ordinal states) instead of rejecting >1 jump
+  bool ordinal = false;         // tau-leaping: add jump displacements (ordinal states) instead of taking one fired jump
   torch::Device device = torch::kCPU;
   torch::ScalarType dtype = torch::kFloat32;  // state dtype of continuous samplers
   SamplerStats* stats = nullptr;              // optional call counter

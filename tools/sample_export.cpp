@@ -1,0 +1,57 @@
+// Sampling from a TorchScript export (process rebuilt from its gsdiff.json) and writing the samples.
+#include "tools/sample_export.h"
+
+#include <fstream>
+#include <iostream>
+
+#include "core/decoder.h"
+#include "core/registry.h"
+#include "sample/export.h"
+#include "sample/guidance.h"
+#include "sample/writers.h"
+
+namespace gsdiff::cli {
+
+void write_samples(const std::string& path, const torch::Tensor& x_in, int64_t categories) {
+  auto x = x_in.to(torch::kCPU);
+  if (x.dim() == 4 && (x.size(1) == 1 || x.size(1) == 3)) {  // images [N, C, H, W]
+    auto levels = x.is_floating_point() ? unit_to_levels(x) : x.clamp(0, 255);
+    write_png_grid(path, levels.to(torch::kUInt8));
+  } else if (!x.is_floating_point() && categories == 27) {
+    write_text(path, tokens_to_text8(x.reshape({x.size(0), -1})));
+  } else {
+    std::ofstream out(path);
+    auto flat = x.reshape({x.size(0), -1}).to(torch::kFloat64);  // [N, D]
+    for (int64_t i = 0; i < flat.size(0); ++i) {
+      for (int64_t j = 0; j < flat.size(1); ++j) out << (j ? "," : "") << flat[i][j].item<double>();
+      out << "\n";
+    }
+  }
+}
+
+void sample_fn_to_file(const Process& process, const DenoiseFn& f, const std::vector<int64_t>& example_shape,
+                       int64_t categories, const std::string& sampler, const SamplerOptions& opts, int64_t num,
+                       int64_t steps, uint64_t seed, const std::string& out) {
+  std::vector<int64_t> shape{num};
+  shape.insert(shape.end(), example_shape.begin(), example_shape.end());
+  auto gen = at::detail::createCPUGenerator(seed);
+  auto progress = [](int64_t k, int64_t n) {
+    if (k == n || k % std::max<int64_t>(1, n / 10) == 0)
+      std::cerr << "\rsampling step " << k << "/" << n << (k == n ? "\n" : "") << std::flush;
+  };
+  torch::NoGradGuard ng;
+  auto x = make_sampler(sampler, opts)(process, f, time_grid(process, steps), shape, gen, progress);
+  write_samples(out, x, categories);
+}
+
+void sample_export_to_file(const std::string& model_path, const std::string& sampler, const SamplerOptions& opts,
+                           int64_t num, int64_t steps, uint64_t seed, const std::string& out) {
+  auto ex = load_export(model_path, opts.device);
+  register_builtins();
+  auto process = make_process(ex.meta.at("process"));
+  auto shape = ex.meta.at("data_shape").get<std::vector<int64_t>>();
+  sample_fn_to_file(*process, jit_denoise_fn(ex.module), shape, process->num_categories(), sampler, opts, num, steps,
+                    seed, out);
+}
+
+}  // namespace gsdiff::cli

@@ -1,0 +1,26 @@
+// `gsdiff sample --model model.pt`: sampling from a TorchScript export alone, with any registered sampler.
+#pragma once
+#include <torch/torch.h>
+
+#include <string>
+
+#include "sample/sampler.h"
+
+namespace gsdiff::cli {
+
+// Samples `num` examples of the export's data shape (gsdiff.json) with `sampler` on a grid of `steps`
+// and writes them like sample_to_file: PNG grid (3-d shapes), text8 lines (tokens) or CSV rows.
+void sample_export_to_file(const std::string& model_path, const std::string& sampler, const SamplerOptions& opts,
+                           int64_t num, int64_t steps, uint64_t seed, const std::string& out);
+
+// Samples from a checkpoint's process and data shape with any sampler and DenoiseFn (e.g. expert
+// switching), writing like sample_to_file.
+void sample_fn_to_file(const Process& process, const DenoiseFn& f, const std::vector<int64_t>& example_shape,
+                       int64_t categories, const std::string& sampler, const SamplerOptions& opts, int64_t num,
+                       int64_t steps, uint64_t seed, const std::string& out);
+
+// Writes samples x [N, ...] by shape and family: images (3-d example shape) as a PNG grid,
+// tokens as text8 lines, anything else as CSV rows.
+void write_samples(const std::string& path, const torch::Tensor& x, int64_t categories);
+
+}  // namespace gsdiff::cli
