@@ -7,6 +7,8 @@
 #include "data/factory.h"
 #include "tools/commands.h"
 #include "tools/sample_util.h"
+#include "sample/guidance.h"
+#include "tools/eval_extra.h"
 #include "train/trainer.h"
 
 namespace gsdiff::cli {
@@ -24,6 +26,12 @@ int cmd_eval(int argc, char** argv) {
       "device", "cpu or cuda", cxxopts::value<std::string>()->default_value("cpu"))(
       "threads", "intra-op threads (0 = all cores)", cxxopts::value<int>()->default_value("0"))(
       "plugin", "shared library registering extra processes", cxxopts::value<std::vector<std::string>>())(
+      "ode", "exact likelihood through the probability-flow ODE (continuous processes; Hutchinson trace)")(
+      "ode-steps", "ODE integrator steps", cxxopts::value<int64_t>()->default_value("100"))(
+      "ode-integrator", "rk4 | heun", cxxopts::value<std::string>()->default_value("rk4"))(
+      "ode-trace", "rademacher | gaussian | exact", cxxopts::value<std::string>()->default_value("rademacher"))(
+      "low-noise-checkpoint", "expert switching: this checkpoint serves t <= --switch", cxxopts::value<std::string>())(
+      "switch", "expert switching time tau", cxxopts::value<double>()->default_value("0.5"))(
       "h,help", "show this help");
   auto args = o.parse(argc, argv);
   if (args.count("help")) {
@@ -52,12 +60,33 @@ int cmd_eval(int argc, char** argv) {
   auto dcfg = eval_data_config(r.config);
   if (args.count("split")) dcfg["split"] = args["split"].as<std::string>();
   auto ds = data::make_dataset(dcfg);
-  auto bound = evaluate_bound(*r.process, r.model, *ds, e, device);
+  BoundResult bound;
+  if (args.count("ode") || args.count("low-noise-checkpoint")) {  // issue #7: any DenoiseFn, ODE likelihood
+    DenoiseFn f = denoise_fn(r.model);
+    if (args.count("low-noise-checkpoint")) {
+      auto low = restore_for_inference(args["low-noise-checkpoint"].as<std::string>(), e.ema(), device);
+      if (low.process->options_json() != r.process->options_json())
+        throw std::invalid_argument("--low-noise-checkpoint: the two experts must share one process");
+      f = switch_experts(denoise_fn(r.model), denoise_fn(low.model), args["switch"].as<double>());
+    }
+    r.model->eval();
+    if (args.count("ode")) {
+      auto o = OdeLikelihoodOptions().steps(args["ode-steps"].as<int64_t>()).integrator(args["ode-integrator"].as<std::string>())
+                   .trace(args["ode-trace"].as<std::string>());
+      bound = evaluate_ode(*r.process, f, *ds, e, o, device);
+    } else {
+      bound = evaluate_bound_fn(*r.process, f, *ds, e, device);
+    }
+  } else {
+    bound = evaluate_bound(*r.process, r.model, *ds, e, device);
+  }
   auto j = bound.to_json();
   j["checkpoint"] = args["checkpoint"].as<std::string>();
   j["step"] = r.step;
   j["ema"] = r.used_ema;
   j["data"] = dcfg;
+  if (args.count("ode")) j["method"] = "probability-flow ODE, " + args["ode-trace"].as<std::string>() + " trace";
+  if (args.count("low-noise-checkpoint")) j["switch"] = args["switch"].as<double>();
   std::cout << j.dump() << std::endl;
   return 0;
 }

@@ -6,6 +6,9 @@
 #include "core/registry.h"
 #include "tools/commands.h"
 #include "tools/sample_util.h"
+#include "sample/guidance.h"
+#include "tools/sample_export.h"
+#include "data/factory.h"
 #include "train/trainer.h"
 
 namespace gsdiff::cli {
@@ -13,7 +16,14 @@ namespace gsdiff::cli {
 int cmd_sample(int argc, char** argv) {
   cxxopts::Options o(argv[0], "Sample from a checkpoint: PNG grid (images) or one line per sample (text).");
   o.add_options()("checkpoint", "checkpoint file", cxxopts::value<std::string>())(
-      "sampler", "ancestral", cxxopts::value<std::string>()->default_value("ancestral"))(
+      "sampler", "ancestral | ddim | euler-maruyama | heun | dpm-solver++ | pc (continuous); ancestral | tau-leaping | euler | tweedie | mdlm-cached (discrete)",
+      cxxopts::value<std::string>()->default_value("ancestral"))(
+      "model", "sample from a TorchScript export (gsdiff export) instead of a checkpoint", cxxopts::value<std::string>())(
+      "low-noise-checkpoint", "expert switching: this checkpoint serves t <= --switch", cxxopts::value<std::string>())(
+      "switch", "expert switching time tau", cxxopts::value<double>()->default_value("0.5"))(
+      "eta", "ddim: noise scale (0 = deterministic)", cxxopts::value<double>()->default_value("0"))(
+      "snr", "pc: Langevin signal-to-noise ratio", cxxopts::value<double>()->default_value("0.16"))(
+      "corrector-steps", "pc: Langevin steps per step", cxxopts::value<int64_t>()->default_value("1"))(
       "steps", "reverse steps (0 = the process's T, or 100 in continuous time)", cxxopts::value<int64_t>())(
       "num", "number of samples", cxxopts::value<int64_t>())(
       "seed", "sampler seed", cxxopts::value<uint64_t>())(
@@ -28,12 +38,24 @@ int cmd_sample(int argc, char** argv) {
     std::cout << o.help() << "\n";
     return 0;
   }
+  if (args.count("model") && args.count("out")) {  // the export alone (issue #7)
+    set_threads(args["threads"].as<int>());
+    SamplerOptions so;
+    so.eta = args["eta"].as<double>();
+    so.snr = args["snr"].as<double>();
+    so.corrector_steps = args["corrector-steps"].as<int64_t>();
+    so.device = parse_device(args["device"].as<std::string>());
+    sample_export_to_file(args["model"].as<std::string>(), args["sampler"].as<std::string>(), so,
+                          args.count("num") ? args["num"].as<int64_t>() : 64, args.count("steps") ? args["steps"].as<int64_t>() : 0,
+                          args.count("seed") ? args["seed"].as<uint64_t>() : 0, args["out"].as<std::string>());
+    std::cerr << "wrote " << args["out"].as<std::string>() << "\n";
+    return 0;
+  }
   if (!args.count("checkpoint") || !args.count("out")) {
     std::cerr << "gsdiff sample: --checkpoint and --out are required\n";
     return 2;
   }
-  if (args["sampler"].as<std::string>() != "ancestral")
-    throw std::invalid_argument("--sampler: only 'ancestral' is available, got '" + args["sampler"].as<std::string>() + "'");
+  make_sampler(args["sampler"].as<std::string>());  // unknown names fail here, listing the known ones
   set_threads(args["threads"].as<int>());
   register_builtins();
   if (args.count("plugin"))
@@ -45,6 +67,25 @@ int cmd_sample(int argc, char** argv) {
   req.steps = args.count("steps") ? args["steps"].as<int64_t>() : r.config.sample.steps();
   req.seed = args.count("seed") ? args["seed"].as<uint64_t>() : r.config.sample.seed();
   req.progress = true;
+  if (args["sampler"].as<std::string>() != "ancestral" || args.count("low-noise-checkpoint")) {  // issue #7 samplers
+    DenoiseFn f = denoise_fn(r.model);
+    if (args.count("low-noise-checkpoint")) {
+      auto low = restore_for_inference(args["low-noise-checkpoint"].as<std::string>(), !args.count("no-ema"), req.device);
+      if (low.process->options_json() != r.process->options_json())
+        throw std::invalid_argument("--low-noise-checkpoint: the two experts must share one process");
+      f = switch_experts(denoise_fn(r.model), denoise_fn(low.model), args["switch"].as<double>());
+    }
+    SamplerOptions so;
+    so.eta = args["eta"].as<double>();
+    so.snr = args["snr"].as<double>();
+    so.corrector_steps = args["corrector-steps"].as<int64_t>();
+    so.device = req.device;
+    auto ds = data::make_dataset(eval_data_config(r.config));
+    sample_fn_to_file(*r.process, f, ds->example_shape(), r.process->num_categories(), args["sampler"].as<std::string>(), so,
+                      req.num, req.steps, req.seed, args["out"].as<std::string>());
+    std::cerr << "wrote " << args["out"].as<std::string>() << " (" << req.num << " samples, " << args["sampler"].as<std::string>() << ")\n";
+    return 0;
+  }
   sample_to_file(r.config, *r.process, r.model, req, args["out"].as<std::string>());
   std::cerr << "wrote " << args["out"].as<std::string>() << " (" << req.num << " samples, step " << r.step
             << (r.used_ema ? ", EMA" : "") << ")\n";

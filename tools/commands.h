@@ -22,6 +22,7 @@ int cmd_train(int argc, char** argv);
 int cmd_eval(int argc, char** argv);
 int cmd_sample(int argc, char** argv);
 int cmd_data(int argc, char** argv);
+int cmd_export(int argc, char** argv);
 int cmd_bench(int argc, char** argv);
 
 // mallopt() against page-fault churn, called first in main (tools/cmd_bench.cpp); GSDIFF_MALLOC=default skips it.

@@ -15,6 +15,7 @@ const std::vector<Command>& commands() {
       {"train", "train a model from a JSON config (checkpoints, metrics, sample grids)", cmd_train},
       {"eval", "likelihood bound of a checkpoint (bits/dim or bits/char, with standard error)", cmd_eval},
       {"sample", "sample from a checkpoint: PNG grid or text lines", cmd_sample},
+      {"export", "TorchScript export of a checkpoint (forward(x_t, t), process JSON inside)", cmd_export},
       {"info", "list registered processes and models; with --config, the resolved config and parameter count", cmd_info},
       {"data", "data utilities: text8ify INPUT OUTPUT, check CONFIG", cmd_data},
       {"bench", "train-step / sampling throughput, peak memory and FLOP/s of a config, as JSON", cmd_bench},
