@@ -42,7 +42,8 @@ OdeLikelihood ode_nll(const Process& p, const DenoiseFn& f, const Tensor& x0, to
     auto x = x_in.detach().requires_grad_(true);
     auto tt = torch::full({B}, t, tdev);
     auto a = g->at(tt, x);  // alpha, sigma, f, g2 broadcast against x
-    auto x0h = predict(*g, f, x, tt).to(x.scalar_type());
+    // The state is float64; the network sees the caller's dtype (x0's), with gradients through the cast.
+    auto x0h = predict(*g, f, x.to(x0.scalar_type()), tt).to(x.scalar_type());
     auto v = a.f() * x - 0.5 * a.g2() * (-(x - a.alpha * x0h) / (a.sigma * a.sigma));
     Tensor div;
     if (tr == "exact") {

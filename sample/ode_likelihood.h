@@ -29,7 +29,8 @@ struct OdeLikelihood {
 // d log p_t(x_t)/dt = -div v, integrated from x_{t_start} = x0 to t = 1. div v is estimated by
 // eps^T (dv/dx) eps with one noise vector per example held fixed along the path (unbiased for the
 // Gaussian and Rademacher choices), or computed exactly. The DenoiseFn must be differentiable in x.
-// The result is exact up to the integrator and the estimator, and refers to the density at t_start.
+// The ODE state is float64; the network is fed x0's dtype. The result is exact up to the integrator and the
+// estimator, and refers to the density at t_start.
 OdeLikelihood ode_nll(const Process& p, const DenoiseFn& f, const torch::Tensor& x0, torch::Generator& gen,
                       const OdeLikelihoodOptions& opts = {});
 
