@@ -1,0 +1,76 @@
+// gsdiff export, sample --model / --sampler / --low-noise-checkpoint, eval --ode / --switch, end to end.
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <sys/wait.h>
+
+#include <array>
+#include <cstdio>
+#include <filesystem>
+
+namespace {
+
+struct Run {
+  int rc;
+  std::string out;
+};
+
+Run run(const std::string& args) {
+  std::string cmd = std::string(GSDIFF_CLI) + " " + args + " 2>&1";
+  Run r{-1, ""};
+  FILE* p = popen(cmd.c_str(), "r");
+  if (!p) return r;
+  std::array<char, 4096> buf;
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
+  int st = pclose(p);
+  r.rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return r;
+}
+
+// The last line that parses as a JSON object.
+nlohmann::json last_json(const std::string& out) {
+  nlohmann::json j;
+  size_t start = 0;
+  while (start < out.size()) {
+    auto end = out.find('\n', start);
+    auto line = out.substr(start, end == std::string::npos ? std::string::npos : end - start);
+    if (!line.empty() && line[0] == '{') j = nlohmann::json::parse(line, nullptr, false);
+    if (end == std::string::npos) break;
+    start = end + 1;
+  }
+  return j;
+}
+
+TEST(CliExport, ExportSampleFromTheExportSwitchAndOde) {
+  if (!std::filesystem::exists("/usr/share/datasets/fashion-mnist")) GTEST_SKIP() << "no Fashion-MNIST";
+  auto d = std::filesystem::temp_directory_path() / "gsdiff_cli_export";
+  std::filesystem::remove_all(d);
+  const std::string out = d.string();
+  auto tr = run("train --config " + std::string(GSDIFF_SOURCE_DIR) + "/configs/quickstart.json --set train.steps=2"
+                " --set data.batch_size=4 --set sample.num=2 --set sample.steps=2 --threads 1 --quiet --out " + out);
+  ASSERT_EQ(tr.rc, 0) << tr.out;
+  const std::string ck = out + "/ckpt-00000002.gsdiff";
+  auto ex = run("export --checkpoint " + ck + " --ema --out " + out + "/m.pt");
+  ASSERT_EQ(ex.rc, 0) << ex.out;
+  auto sm = run("sample --model " + out + "/m.pt --sampler dpm-solver++ --steps 3 --num 2 --threads 1 --out " + out + "/a.png");
+  EXPECT_EQ(sm.rc, 0) << sm.out;
+  EXPECT_TRUE(std::filesystem::exists(out + "/a.png"));
+  auto sw = run("sample --checkpoint " + ck + " --low-noise-checkpoint " + ck + " --switch 0.3 --sampler heun --steps 3"
+                " --num 2 --threads 1 --out " + out + "/b.png");
+  EXPECT_EQ(sw.rc, 0) << sw.out;
+  EXPECT_TRUE(std::filesystem::exists(out + "/b.png"));
+  auto bad = run("sample --checkpoint " + ck + " --sampler nope --out " + out + "/c.png");
+  EXPECT_NE(bad.rc, 0);
+  EXPECT_NE(bad.out.find("tau-leaping"), std::string::npos) << bad.out;  // lists the known samplers
+  auto ode = run("eval --checkpoint " + ck + " --ode --ode-steps 2 --limit 2 --batch-size 2 --threads 1");
+  ASSERT_EQ(ode.rc, 0) << ode.out;
+  auto j = last_json(ode.out);
+  EXPECT_GT(j.value("bound", 0.0), 7.0) << ode.out;  // bits/dim of 8-bit data include log2(128) = 7
+  EXPECT_NE(j.value("method", std::string()).find("ODE"), std::string::npos);
+  auto es = run("eval --checkpoint " + ck + " --low-noise-checkpoint " + ck + " --switch 0.4 --limit 2 --batch-size 2 --threads 1");
+  ASSERT_EQ(es.rc, 0) << es.out;
+  EXPECT_EQ(last_json(es.out).value("switch", 0.0), 0.4);
+  std::filesystem::remove_all(d);
+}
+
+}  // namespace
