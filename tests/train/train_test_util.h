@@ -31,7 +31,7 @@ struct TestMlpImpl : DenoiserNetImpl {
 
 inline void register_test_models() {
   register_model("test-mlp", [](const nlohmann::json& j) {
-    return DenoiserNet(std::make_shared<TestMlpImpl>(j.value("dim", 2), j.value("hidden", 64)));
+    return as_denoiser(std::make_shared<TestMlpImpl>(j.value("dim", 2), j.value("hidden", 64)));
   });
 }
 
