@@ -32,7 +32,7 @@ double gmm_entropy_mc(double* se) {
 TEST(ToyEndToEnd, GaussianOnGmmBoundNearEntropy) {
   register_builtins();
   testing::register_test_models();
-  auto cfg = parse_config(testing::gmm_config(1500, 128));
+  auto cfg = parse_config(testing::gmm_config(6000, 128));
   TrainerEnv env;
   env.out_dir = testing::fresh_dir("e2e_gmm");
   env.verbose = false;
