@@ -2,6 +2,7 @@
 # Quickstart: build (Release), train on Fashion-MNIST for a few minutes on CPU, score the bound, sample a grid.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+bash scripts/setup.sh
 BUILD=${BUILD:-build-release}
 OUT=${OUT:-out/quickstart}
 THREADS=${THREADS:-0}
