@@ -1,5 +1,7 @@
 // The gsdiff data command end to end: text8ify on a file, check on a config, --help and errors.
 #include <gtest/gtest.h>
+
+#include "tools/cli_test_util.h"
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -10,23 +12,8 @@
 
 namespace {
 
-struct Run {
-  int rc;
-  std::string out;
-};
-
-Run run_data(const std::string& args) {
-  std::string cmd = std::string(GSDIFF_CLI) + " data " + args + " 2>&1";
-  Run r{-1, ""};
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return r;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
-  int st = pclose(p);
-  r.rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return r;
-}
+using gsdiff::testing::Run;
+Run run_data(const std::string& args) { return gsdiff::testing::run_gsdiff("data " + args); }
 
 std::string tmp_dir() {
   auto d = std::filesystem::temp_directory_path() / ("gsdiff_cli_data_" + std::to_string(::getpid()));

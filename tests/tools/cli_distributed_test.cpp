@@ -1,6 +1,8 @@
 // gsdiff train data parallel through tools/launch.sh (2 Gloo ranks on loopback), resume with the same world
 // size, and gsdiff bench's JSON.
 #include <gtest/gtest.h>
+
+#include "tools/cli_test_util.h"
 #include <nlohmann/json.hpp>
 #include <sys/wait.h>
 
@@ -11,23 +13,8 @@
 
 namespace {
 
-struct Run {
-  int rc;
-  std::string out;
-};
-
-Run run(const std::string& cmd_line) {
-  std::string cmd = cmd_line + " 2>&1";
-  Run r{-1, ""};
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return r;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
-  int st = pclose(p);
-  r.rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return r;
-}
+using gsdiff::testing::Run;
+Run run(const std::string& cmd_line) { return gsdiff::testing::run_shell(cmd_line); }
 
 std::string dir_for(const std::string& name) {
   auto d = std::filesystem::temp_directory_path() / ("gsdiff_cli_dist_" + name);

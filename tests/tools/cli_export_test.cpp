@@ -1,5 +1,7 @@
 // gsdiff export, sample --model / --sampler / --low-noise-checkpoint, eval --ode / --switch, end to end.
 #include <gtest/gtest.h>
+
+#include "tools/cli_test_util.h"
 #include <nlohmann/json.hpp>
 #include <sys/wait.h>
 
@@ -9,23 +11,8 @@
 
 namespace {
 
-struct Run {
-  int rc;
-  std::string out;
-};
-
-Run run(const std::string& args) {
-  std::string cmd = std::string(GSDIFF_CLI) + " " + args + " 2>&1";
-  Run r{-1, ""};
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return r;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
-  int st = pclose(p);
-  r.rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return r;
-}
+using gsdiff::testing::Run;
+Run run(const std::string& args) { return gsdiff::testing::run_gsdiff(args); }
 
 // The last line that parses as a JSON object.
 nlohmann::json last_json(const std::string& out) {

@@ -1,5 +1,7 @@
 // The gsdiff train / eval / sample commands end to end on a few Fashion-MNIST steps, plus errors and --help.
 #include <gtest/gtest.h>
+
+#include "tools/cli_test_util.h"
 #include <nlohmann/json.hpp>
 #include <sys/wait.h>
 
@@ -10,23 +12,8 @@
 
 namespace {
 
-struct Run {
-  int rc;
-  std::string out;
-};
-
-Run run(const std::string& args) {
-  std::string cmd = std::string(GSDIFF_CLI) + " " + args + " 2>&1";
-  Run r{-1, ""};
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return r;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
-  int st = pclose(p);
-  r.rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return r;
-}
+using gsdiff::testing::Run;
+Run run(const std::string& args) { return gsdiff::testing::run_gsdiff(args); }
 
 std::string dir_for(const std::string& name) {
   auto d = std::filesystem::temp_directory_path() / ("gsdiff_cli_" + name);

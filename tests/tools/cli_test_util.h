@@ -1,0 +1,33 @@
+// Shared by the CLI tests: run a shell command line, capture stdout + stderr and the exit code.
+#pragma once
+#include <sys/wait.h>
+
+#include <array>
+#include <cstdio>
+#include <string>
+
+namespace gsdiff::testing {
+
+struct Run {
+  int rc;
+  std::string out;
+};
+
+// Runs `cmd_line` through the shell with stderr folded into stdout.
+inline Run run_shell(const std::string& cmd_line) {
+  std::string cmd = cmd_line + " 2>&1";
+  Run r{-1, ""};
+  FILE* p = popen(cmd.c_str(), "r");
+  if (!p) return r;
+  std::array<char, 4096> buf;
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
+  int st = pclose(p);
+  r.rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return r;
+}
+
+// Runs the gsdiff binary under test with `args`.
+inline Run run_gsdiff(const std::string& args) { return run_shell(std::string(GSDIFF_CLI) + " " + args); }
+
+}  // namespace gsdiff::testing
