@@ -43,6 +43,8 @@ class GaussianProcess : public Process {
   // Schedule values at t [B], cast to `like`'s dtype and shaped to broadcast against it.
   ScheduleValues at(const torch::Tensor& t, const torch::Tensor& like) const;
   double prior_std() const { return prior_std_; }
+  // The point of the state space that data x0 stands for (the identity; gaussian-embed: its code e(x0)).
+  virtual torch::Tensor embed(const torch::Tensor& x0) const { return x0; }
 
   // Posterior q(x_s | x_t, x0) = N(mean, var) (Kingma et al. 2021, eq. 8):
   //   mean = alpha_{t|s} sigma_s^2 / sigma_t^2 x_t + alpha_s sigma_{t|s}^2 / sigma_t^2 x0,

@@ -61,6 +61,9 @@ class Process {
   // x_s ~ p_theta(x_s | x_t) = q(x_s | x_t, x0 = pred) (continuous) / sum_x0 q(x_s | x_t, x0) p(x0 | x_t).
   virtual torch::Tensor sample_reverse(const torch::Tensor& xt, const torch::Tensor& s, const torch::Tensor& t,
                                        const torch::Tensor& pred, torch::Generator& gen) const = 0;
+  // A reverse chain's final state (or its x0 prediction) as data: the identity, except for a process whose
+  // state space differs from the data's (gaussian-embed: codes -> tokens). Data already in data form passes.
+  virtual torch::Tensor to_data(const torch::Tensor& x) const { return x; }
 
  protected:
   Process(int64_t steps, double t_min) : steps_(steps), t_min_(t_min) {}

@@ -5,6 +5,7 @@
 
 #include <mutex>
 
+#include "core/embedded_gaussian.h"
 #include "core/gaussian.h"
 #include "core/options.h"
 
@@ -56,6 +57,11 @@ void register_builtins() {
                  return std::make_unique<GaussianProcess>(gaussian_options_from_json(j, fam));
                }});
     }
+    reg.add({"gaussian-embed", "VP Gaussian on fixed token codes (Analog Bits, Chen et al. 2022; CDCD, Dieleman et al. 2022)",
+             to_json(embedded_gaussian_options_from_json(nlohmann::json::object())),
+             [](const nlohmann::json& j) -> std::unique_ptr<Process> {
+               return std::make_unique<EmbeddedGaussianProcess>(embedded_gaussian_options_from_json(j));
+             }});
     register_discrete_builtins(reg);
   });
 }
