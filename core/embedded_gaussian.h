@@ -22,7 +22,7 @@ struct EmbeddedGaussianOptions {
   TORCH_ARG(double, scale) = 1.0;                   // code entries are +-scale (analog-bits) or scale (onehot)
   TORCH_ARG(std::string, dtype) = "float32";        // state dtype: float32 | float64
   // The VP schedule on z (family vp; parameterization and the 8-bit decoder are not used).
-  TORCH_ARG(GaussianOptions, gaussian) = GaussianOptions().schedule("linear-logsnr").steps(0).logsnr_max(9.0).logsnr_min(-10.0);
+  TORCH_ARG(GaussianOptions, gaussian) = GaussianOptions().schedule("linear-logsnr").steps(0).logsnr_max(6.0).logsnr_min(-10.0);
 };
 
 // Options from JSON: K, codebook, scale, dtype, and the gaussian-vp schedule fields (schedule, steps, t_min,

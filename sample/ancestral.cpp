@@ -46,7 +46,7 @@ torch::Tensor sample_ancestral(const Process& p, const DenoiseFn& denoise, const
     }
     if (progress) progress(k + 1, total);
   }
-  return x;
+  return p.to_data(x);  // the data's form (gaussian-embed: nearest code -> tokens)
 }
 
 }  // namespace gsdiff

@@ -13,7 +13,8 @@ namespace gsdiff {
 // Runs the reverse chain over `grid` (descending, grid.front() = 1, grid.back() = 0): x = sample_prior,
 // then x = process.sample_reverse(x, s, t, pred, gen) for each consecutive pair (t, s), one network call
 // per step for the whole batch. A continuous process returns its last prediction x0_hat at the final
-// step to s = 0 (not a noisy z_0); a discrete one returns the x0 sample of its final reverse step.
+// step to s = 0 (not a noisy z_0); a discrete one returns the x0 sample of its final reverse step. The result
+// goes through process.to_data (tokens for gaussian-embed).
 torch::Tensor sample_ancestral(const Process& process, const DenoiseFn& denoise, const std::vector<double>& grid,
                                at::IntArrayRef shape, torch::Generator& gen,
                                std::function<void(int64_t step, int64_t total)> progress = {},

@@ -22,7 +22,8 @@ struct Deriv {
 OdeLikelihood ode_nll(const Process& p, const DenoiseFn& f, const Tensor& x0, torch::Generator& gen,
                       const OdeLikelihoodOptions& o) {
   auto* g = dynamic_cast<const GaussianProcess*>(&p);
-  if (!g) throw std::invalid_argument("ode_nll: needs a Gaussian process, got " + p.name());
+  if (!g || p.num_categories() > 0)  // gaussian-embed's data are tokens: its likelihood is the ELBO's decoder
+    throw std::invalid_argument("ode_nll: needs a Gaussian process on real-valued data, got " + p.name());
   if (o.steps() < 1) throw std::invalid_argument("ode_nll: steps must be >= 1");
   const std::string& tr = o.trace();
   if (tr != "rademacher" && tr != "gaussian" && tr != "exact")

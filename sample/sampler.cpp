@@ -62,7 +62,7 @@ Sampler make_sampler(const std::string& name, const SamplerOptions& opts) {
                                  at::IntArrayRef shape, torch::Generator& gen, const Progress& progress) {
     if (!entry.both && entry.space != p.space())
       throw std::invalid_argument("sampler '" + name + "' does not apply to the " + p.name() + " process");
-    return fn(p, f, grid, shape, gen, progress, opts);
+    return p.to_data(fn(p, f, grid, shape, gen, progress, opts));  // e.g. gaussian-embed's codes -> tokens
   };
 }
 
@@ -91,7 +91,7 @@ torch::Tensor sample_ancestral_any(const Process& p, const DenoiseFn& f, const s
                                    at::IntArrayRef shape, torch::Generator& gen, const Progress& progress,
                                    const SamplerOptions& o) {
   auto x = sample_ancestral(p, counted(f, o.stats), grid, shape, gen, progress, o.device);
-  return p.space() == Space::Continuous ? x.to(o.dtype) : x;
+  return x.is_floating_point() ? x.to(o.dtype) : x;  // tokens (discrete, or decoded by to_data) stay int64
 }
 
 }  // namespace gsdiff
