@@ -29,8 +29,9 @@ const GaussianProcess& require_gaussian(const Process& p, const std::string& obj
 Tensor eps_mse(const GaussianProcess& g, const DenoiseFn& f, const Tensor& x0, const Tensor& t, torch::Generator& gen) {
   auto xt = g.sample_xt(x0, t, gen);                   // [B, ...]
   auto x0_hat = predict(g, f, xt, t);                  // [B, ...]
-  auto snr = g.at(t, x0).snr();                        // broadcast [B, 1, ...]
-  return snr * (x0 - x0_hat).pow(2);
+  auto z0 = g.embed(x0);                               // x0 in the state space (codes for gaussian-embed)
+  auto snr = g.at(t, z0).snr();                        // broadcast [B, 1, ...]
+  return snr * (z0 - x0_hat).pow(2);
 }
 
 double dims(const Tensor& x0) { return double(x0[0].numel()); }
@@ -63,10 +64,11 @@ Objective make_objective(const ObjectiveOptions& o, const Process& process) {
       auto t = sample_train_times(p, x0.size(0), o.low_discrepancy(), gen, x0.device());
       auto xt = g.sample_xt(x0, t, gen);
       auto x0_hat = predict(g, f, xt, t);
-      auto v = g.at(t, x0);
+      auto z0 = g.embed(x0);  // x0 in the state space (codes for gaussian-embed)
+      auto v = g.at(t, z0);
       // min-SNR-gamma: min(SNR, gamma) ||x0 - x0_hat||^2; likelihood: -SNR'(t)/2 ||x0 - x0_hat||^2.
       auto w = o.weighting() == "min-snr" ? torch::clamp_max(v.snr(), o.min_snr_gamma()) : -0.5 * v.dsnr();
-      return ObjectiveResult{sum_dims(w * (x0 - x0_hat).pow(2)) / dims(x0), {}};
+      return ObjectiveResult{sum_dims(w * (z0 - x0_hat).pow(2)) / dims(x0), {}};
     };
   }
   if (name == "hybrid") {
