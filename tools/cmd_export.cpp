@@ -63,7 +63,9 @@ int cmd_export(int argc, char** argv) {
   meta["step"] = r.step;
   std::vector<int64_t> ex{2};
   ex.insert(ex.end(), shape.begin(), shape.end());
-  auto x = r.process->space() == Space::Continuous ? torch::zeros(ex) : torch::zeros(ex, torch::kLong);
+  // A prior draw has the state's shape and dtype (gaussian-embed's state is [2, L, d], not the data's [2, L]).
+  auto gen = at::detail::createCPUGenerator(0);
+  auto x = r.process->sample_prior(ex, r.process->space() == Space::Continuous ? torch::kFloat32 : torch::kLong, gen);
   export_model(r.model, meta, x, torch::full({2}, 0.5), args["out"].as<std::string>());
   std::cerr << "wrote " << args["out"].as<std::string>() << " (step " << r.step << (r.used_ema ? ", EMA" : "") << ")\n";
   return 0;
