@@ -166,6 +166,29 @@ TEST_F(EmbeddedGaussianTest, ExactDenoiserBoundMatchesTheEntropyOfAKnownTokenLaw
   }
 }
 
+// Discrete time on the same problem (T = 50, all 49 step KLs summed, reconstruction at t_1): the bound
+// stays above the entropy and above the continuous-time bound (VDM sec. 3.3: fewer steps, larger loss).
+TEST_F(EmbeddedGaussianTest, DiscreteTimeExactDenoiserBoundIsAboveEntropyAndContinuousTime) {
+  const int64_t K = 3, reps = 1000;
+  auto probs = gsdiff::testing::pair_probs().flatten();  // [9]
+  const double H = -(probs * probs.log()).sum().item<double>();
+  J cfg = {{"K", K}, {"dtype", "float64"}, {"logsnr_max", 10.0}, {"logsnr_min", -10.0}};
+  auto stats = [&](const EmbeddedGaussianProcess& p, const ElboOptions& o) {
+    auto f = gsdiff::testing::exact_pair_denoiser(p, gsdiff::testing::pair_probs());
+    auto per = negative_elbo(p, f, gsdiff::testing::all_pairs(K, reps), gen, o).total().view({9, reps});
+    return std::pair{(probs * per.mean(1)).sum().item<double>(),
+                     (probs * probs * per.var(1) / double(reps)).sum().item<double>()};  // mean, se^2
+  };
+  cfg["steps"] = 50;
+  auto [disc, v_d] = stats(*make_embed(cfg), ElboOptions().exact(true));
+  cfg["steps"] = 0;
+  auto [cont, v_c] = stats(*make_embed(cfg), ElboOptions().exact(true).time_samples(64));
+  std::cout << "T = 50: " << disc << " +- " << std::sqrt(v_d) << ", continuous " << cont << " +- " << std::sqrt(v_c)
+            << ", entropy " << H << "\n";
+  EXPECT_GE(disc, H - 4.0 * std::sqrt(v_d));
+  EXPECT_GE(disc, cont - 4.0 * std::sqrt(v_d + v_c));
+}
+
 TEST_F(EmbeddedGaussianTest, RegistryBuildsFromJsonAndRejectsUnknownCodebooksListingTheKnownOnes) {
   register_builtins();
   ASSERT_TRUE(ProcessRegistry::global().contains("gaussian-embed"));
