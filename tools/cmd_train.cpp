@@ -2,18 +2,39 @@
 #include <cxxopts.hpp>
 
 #include <csignal>
+#include <fstream>
 #include <iostream>
+#include <iterator>
 
 #include "core/registry.h"
+#include "sample/writers.h"
 #include "tools/commands.h"
 #include "tools/sample_util.h"
 #include "train/distributed.h"
+#include "train/tensorboard.h"
 #include "train/trainer.h"
 
 namespace gsdiff::cli {
 
 namespace {
 void on_sigint(int) { Trainer::stop_requested().store(true); }
+
+// The sample file written at `step` into TensorBoard: a PNG grid as an image, text as text (one paragraph per
+// sample), CSV rows as a code block.
+void samples_to_tensorboard(tb::EventWriter& tb, const std::string& path, int64_t step) {
+  std::ifstream in(path, std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (bytes.compare(0, 8, "\x89PNG\r\n\x1a\n") == 0) {
+    auto img = read_png(path);  // uint8 [C, H, W]
+    tb.add_image("samples", bytes, img.size(1), img.size(2), img.size(0), step);
+  } else if (path.size() > 4 && path.compare(path.size() - 4, 4, ".csv") == 0) {
+    tb.add_text("samples", "```\n" + bytes + "```", step);
+  } else {
+    std::string md;
+    for (char c : bytes) md += c == '\n' ? std::string("\n\n") : std::string(1, c);
+    tb.add_text("samples", md, step);
+  }
+}
 }  // namespace
 
 int cmd_train(int argc, char** argv) {
@@ -69,10 +90,14 @@ int cmd_train(int argc, char** argv) {
     req.steps = t.config().sample.steps();
     req.seed = t.config().sample.seed();
     req.device = env.device;
-    bool is_text = t.config().data.value("name", "") == "text8" || t.config().data.value("name", "") == "toy-markov";
-    std::string path = env.out_dir + "/samples-" + std::to_string(t.step_count()) + (is_text ? ".txt" : ".png");
-    sample_to_file(t.config(), t.process(), t.model(), req, path);
-    std::cerr << "samples " << path << "\n";
+    const std::string name = t.config().data.value("name", "");
+    const bool is_text = name == "text8" || name == "toy-markov";
+    const bool is_csv = name == "toy-gmm" || name == "toy-checkerboard";  // real vectors
+    std::string path = env.out_dir + "/samples-" + std::to_string(t.step_count()) +
+                       (is_text ? ".txt" : is_csv ? ".csv" : ".png");
+    sample_to_file(t.config(), t.process(), t.model(), req, path);  // EMA weights when sample.ema (Trainer::run)
+    if (auto* tb = t.tensorboard()) samples_to_tensorboard(*tb, path, t.step_count());
+    if (env.verbose) std::cerr << "samples " << path << "\n";
   };
   trainer.run();
   std::signal(SIGINT, SIG_DFL);

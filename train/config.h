@@ -40,6 +40,7 @@ struct TrainOptions {
   TORCH_ARG(int64_t, sample_every) = 0;         // sample grid every N steps (and at the end); 0 = only at the end
   TORCH_ARG(int64_t, eval_every) = 0;           // validation bound every N steps; 0 = never
   TORCH_ARG(int64_t, max_consecutive_skips) = 20;  // non-finite loss/grad: steps skipped before erroring
+  TORCH_ARG(bool, tensorboard) = true;          // rank 0 writes TensorBoard event files to <out>/tb
 };
 
 struct SampleOptions {

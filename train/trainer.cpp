@@ -11,6 +11,8 @@
 #include "data/factory.h"
 #include "train/checkpoint.h"
 #include "train/distributed.h"
+#include "train/progress.h"
+#include "train/tensorboard.h"
 
 namespace gsdiff {
 
@@ -81,10 +83,7 @@ Trainer::Trainer(Config cfg, TrainerEnv env)
       torch::manual_seed(s ^ 0x94D049BB133111EBull);
     }
   }
-  if (is_main()) {
-    metrics_.open(env_.out_dir + "/metrics.jsonl", std::ios::app);
-    std::ofstream(env_.out_dir + "/config.json") << cfg_.resolved.dump(2) << "\n";
-  }
+  if (is_main()) open_records();  // metrics.jsonl, config.json, TensorBoard, progress bar (trainer_record.cpp)
   start_wall_ = now_s();
 }
 
@@ -168,50 +167,33 @@ bool Trainer::step() {
   win_seconds_ += now_s() - t0;
   ++win_steps_;
   if (nelbo_n > 0) win_bits_ += nelbo_bits, win_bits_n_ += nelbo_n;
+  if (is_main()) progress(loss_sum, nelbo_n > 0 ? nelbo_bits / double(nelbo_n) : NAN, examples);
   if (T.log_every() > 0 && step_ % T.log_every() == 0 && is_main()) log(win_loss_ / win_steps_, win_bits_n_ ? win_bits_ / win_bits_n_ : NAN,
                                                            grad_norm, lr, win_examples_, win_seconds_);
   return true;
 }
 
-void Trainer::log(double loss, double bits, double grad_norm, double lr, double examples, double seconds) {
-  nlohmann::json j = {{"step", step_},      {"loss", loss},       {"lr", lr},
-                      {"grad_norm", grad_norm}, {"examples_per_s", examples / std::max(seconds, 1e-9)},
-                      {"wall_s", now_s() - start_wall_}, {"skipped", skipped_}};
-  j["bits"] = std::isfinite(bits) ? nlohmann::json(bits) : nlohmann::json(nullptr);
-  metrics_ << j.dump() << "\n" << std::flush;
-  if (env_.verbose) {
-    std::cerr << "step " << step_ << "/" << cfg_.train.steps() << "  loss " << std::setprecision(5) << loss;
-    if (std::isfinite(bits)) std::cerr << "  bits " << bits;
-    std::cerr << "  lr " << lr << "  |g| " << grad_norm << "  " << std::setprecision(4)
-              << examples / std::max(seconds, 1e-9) << " ex/s  skipped " << skipped_ << "\n";
-  }
-  win_loss_ = win_bits_ = win_examples_ = win_seconds_ = 0;
-  win_steps_ = win_bits_n_ = 0;
-}
-
-void Trainer::validate() {
-  auto ds = with_context("eval_data", [&] { return data::make_dataset(eval_data_config(cfg_)); });
-  auto r = evaluate_bound(*process_, model_, *ds, cfg_.eval, env_.device);
-  nlohmann::json j = {{"step", step_}, {"validation", r.to_json()}};
-  metrics_ << j.dump() << "\n" << std::flush;
-  if (env_.verbose) std::cerr << "step " << step_ << ": validation bound " << r.mean << " +- " << r.stderr_ << " " << r.unit << "\n";
-}
-
 void Trainer::run(int64_t until) {
   const auto& T = cfg_.train;
   if (until < 0) until = T.steps();
+  if (bar_) bar_->start(step_, until);
+  auto sample = [&] {  // with the EMA weights swapped in when sample.ema
+    progress_clear();
+    with_ema_weights(cfg_.sample.ema(), [&] { on_sample(*this); });
+  };
   while (step_ < until && !stop_requested().load()) {
     step();
     if (!is_main()) continue;  // rank 0 alone writes checkpoints, validation metrics and samples
     if (T.checkpoint_every() > 0 && step_ % T.checkpoint_every() == 0 && step_ < until) save_checkpoint();
     if (T.eval_every() > 0 && step_ % T.eval_every() == 0) validate();
-    if (on_sample && T.sample_every() > 0 && step_ % T.sample_every() == 0 && step_ < until) on_sample(*this);
+    if (on_sample && T.sample_every() > 0 && step_ % T.sample_every() == 0 && step_ < until) sample();
   }
   if (!is_main()) return;
+  if (bar_) bar_->finish();
   if (stop_requested().load() && env_.verbose) std::cerr << "interrupted at step " << step_ << "; saving checkpoint\n";
   auto path = save_checkpoint();
   if (env_.verbose) std::cerr << "checkpoint " << path << "\n";
-  if (on_sample && !stop_requested().load()) on_sample(*this);
+  if (on_sample && !stop_requested().load()) sample();
 }
 
 }  // namespace gsdiff

@@ -23,12 +23,16 @@ namespace dist {
 class ProcessGroup;
 class GradSync;
 }  // namespace dist
+namespace tb {
+class EventWriter;
+}  // namespace tb
+class ProgressBar;
 
 struct TrainerEnv {
   std::string out_dir = "out";
   std::string resume;  // "" (fresh), "auto" (newest valid checkpoint in out_dir, if any) or a path
   torch::Device device = torch::kCPU;
-  bool verbose = true;  // periodic progress lines on stderr
+  bool verbose = true;  // progress on stderr: a \r-updated bar on a terminal, else periodic lines
   // Data parallel (train/distributed.h): null = one process. With a group, each rank reads its own share
   // of every epoch, gradients are averaged across ranks before clipping, and only rank 0 writes
   // checkpoints, metrics, config.json and samples (and prints progress).
@@ -74,8 +78,16 @@ class Trainer {
   torch::optim::AdamW& optimizer() { return *optimizer_; }
   torch::Generator& generator() { return gen_; }
 
-  // Called every train.sample_every steps and at the end of run() (the CLI writes a sample grid).
+  // Called every train.sample_every steps and at the end of run() (the CLI writes a sample grid), with the EMA
+  // weights in the model when sample.ema and EMA is on (the raw weights are restored bit for bit afterwards).
   std::function<void(Trainer&)> on_sample;
+  // The validation bound on eval_data (run() calls it every train.eval_every steps), with the EMA weights when
+  // eval.ema and EMA is on; written to metrics.jsonl and TensorBoard (rank 0).
+  BoundResult validate();
+  // Runs f with the EMA weights swapped into model() when `use` and EMA is on; restores the raw weights after.
+  void with_ema_weights(bool use, const std::function<void()>& f);
+  // Rank 0's TensorBoard writer (<out>/tb), or null (train.tensorboard = false, other ranks).
+  tb::EventWriter* tensorboard() { return tb_.get(); }
   static std::atomic<bool>& stop_requested();
   int rank() const;
   int world() const;
@@ -83,7 +95,9 @@ class Trainer {
 
  private:
   void log(double loss, double bits, double grad_norm, double lr, double examples, double seconds);
-  void validate();
+  void open_records();  // rank 0: metrics.jsonl, config.json, TensorBoard, the progress bar (trainer_record.cpp)
+  void progress(double loss, double bits, double examples);  // one step on the progress bar, if shown
+  void progress_clear();  // erases the bar line before other output
 
   Config cfg_;
   TrainerEnv env_;
@@ -103,6 +117,9 @@ class Trainer {
   double win_loss_ = 0, win_bits_ = 0, win_examples_ = 0, win_seconds_ = 0;
   int64_t win_steps_ = 0, win_bits_n_ = 0;
   double start_wall_ = 0;
+  std::unique_ptr<tb::EventWriter> tb_;
+  std::unique_ptr<ProgressBar> bar_;
+  double items_per_example_ = 1;  // progress throughput: 1 (ex/s) or tokens per sequence (tok/s)
 };
 
 }  // namespace gsdiff

@@ -1,0 +1,107 @@
+// The trainer's records: metrics.jsonl, TensorBoard events, the progress bar, validation with EMA weights.
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <iomanip>
+#include <iostream>
+
+#include "data/factory.h"
+#include "train/progress.h"
+#include "train/tensorboard.h"
+#include "train/trainer.h"
+
+namespace gsdiff {
+
+namespace {
+double wall_now_s() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+}  // namespace
+
+void Trainer::open_records() {
+  metrics_.open(env_.out_dir + "/metrics.jsonl", std::ios::app);
+  std::ofstream(env_.out_dir + "/config.json") << cfg_.resolved.dump(2) << "\n";
+  if (cfg_.train.tensorboard()) {
+    // A new file per run in <out>/tb; TensorBoard merges the folder. On resume, a SessionLog START at the first
+    // step this run writes makes TensorBoard drop what a crashed run wrote past its checkpoint.
+    tb_ = std::make_unique<tb::EventWriter>(env_.out_dir + "/tb");
+    if (step_ > 0) tb_->add_session_start(step_ + 1);
+  }
+  if (env_.verbose && isatty(STDERR_FILENO)) {
+    const bool tokens = dataset_->kind() == data::DataKind::Tokens;
+    if (tokens) {
+      items_per_example_ = 1;
+      for (auto d : dataset_->example_shape()) items_per_example_ *= double(d);
+    }
+    bar_ = std::make_unique<ProgressBar>(std::cerr, tokens ? "tok/s" : "ex/s");
+  }
+}
+
+void Trainer::progress(double loss, double bits, double examples) {
+  if (bar_) bar_->update(step_, loss, bits, examples * items_per_example_);
+}
+
+void Trainer::progress_clear() {
+  if (bar_) bar_->clear();
+}
+
+void Trainer::log(double loss, double bits, double grad_norm, double lr, double examples, double seconds) {
+  nlohmann::json j = {{"step", step_},      {"loss", loss},       {"lr", lr},
+                      {"grad_norm", grad_norm}, {"examples_per_s", examples / std::max(seconds, 1e-9)},
+                      {"wall_s", wall_now_s() - start_wall_}, {"skipped", skipped_}};
+  j["bits"] = std::isfinite(bits) ? nlohmann::json(bits) : nlohmann::json(nullptr);
+  metrics_ << j.dump() << "\n" << std::flush;
+  if (tb_)
+    for (const char* k : {"loss", "bits", "lr", "grad_norm", "examples_per_s"})
+      if (j[k].is_number()) tb_->add_scalar(std::string("train/") + k, j[k].get<double>(), step_);
+  if (env_.verbose && !bar_) {
+    std::cerr << "step " << step_ << "/" << cfg_.train.steps() << "  loss " << std::setprecision(5) << loss;
+    if (std::isfinite(bits)) std::cerr << "  bits " << bits;
+    std::cerr << "  lr " << lr << "  |g| " << grad_norm << "  " << std::setprecision(4)
+              << examples / std::max(seconds, 1e-9) << " ex/s  skipped " << skipped_ << "\n";
+  }
+  win_loss_ = win_bits_ = win_examples_ = win_seconds_ = 0;
+  win_steps_ = win_bits_n_ = 0;
+}
+
+void Trainer::with_ema_weights(bool use, const std::function<void()>& f) {
+  if (!use || !ema_) return f();
+  // Swap in, run, swap back: a copy of the raw weights is restored with copy_ (bit for bit), in place, so the
+  // optimizer's references to the parameter tensors stay valid.
+  struct Restore {
+    std::vector<torch::Tensor> params, raw;
+    ~Restore() {
+      torch::NoGradGuard ng;
+      for (size_t i = 0; i < params.size(); ++i) params[i].copy_(raw[i]);
+    }
+  } restore;
+  {
+    torch::NoGradGuard ng;
+    restore.params = model_->parameters();
+    for (const auto& p : restore.params) restore.raw.push_back(p.detach().clone());
+    ema_->copy_to(*model_);
+  }
+  f();
+}
+
+BoundResult Trainer::validate() {
+  auto ds = data::make_dataset(eval_data_config(cfg_));
+  BoundResult r;
+  with_ema_weights(cfg_.eval.ema(), [&] { r = evaluate_bound(*process_, model_, *ds, cfg_.eval, env_.device); });
+  if (!is_main()) return r;
+  nlohmann::json j = {{"step", step_}, {"validation", r.to_json()}};
+  metrics_ << j.dump() << "\n" << std::flush;
+  if (tb_) {
+    tb_->add_scalar("validation/bound", r.mean, step_);
+    tb_->add_scalar("validation/stderr", r.stderr_, step_);
+  }
+  if (env_.verbose) {
+    progress_clear();
+    std::cerr << "step " << step_ << ": validation bound " << r.mean << " +- " << r.stderr_ << " " << r.unit
+              << (cfg_.eval.ema() && ema_ ? " (EMA)" : "") << "\n";
+  }
+  return r;
+}
+
+}  // namespace gsdiff
