@@ -23,7 +23,9 @@ endfunction()
 # One precompiled header (LibTorch + std) built once, reused by every target.
 # The PCH lives in its own tiny target so that no folder waits on another folder's sources.
 set(GSDIFF_COMMON_FLAGS -Wall -Wextra -Wno-unused-parameter)
-file(WRITE ${CMAKE_BINARY_DIR}/gsdiff_pch_dummy.cpp "// dummy TU that produces the shared PCH\n")
+# CONFIGURE writes only when the text changes: a rewrite on every re-run of CMake (a new file anywhere)
+# would date the PCH and rebuild every translation unit.
+file(CONFIGURE OUTPUT ${CMAKE_BINARY_DIR}/gsdiff_pch_dummy.cpp CONTENT "// dummy TU that produces the shared PCH\n")
 add_library(gsdiff_pch OBJECT ${CMAKE_BINARY_DIR}/gsdiff_pch_dummy.cpp)
 target_link_libraries(gsdiff_pch PRIVATE ${TORCH_LIBRARIES} nlohmann_json::nlohmann_json)
 target_compile_options(gsdiff_pch PRIVATE ${GSDIFF_COMMON_FLAGS})
