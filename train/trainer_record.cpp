@@ -86,7 +86,14 @@ void Trainer::with_ema_weights(bool use, const std::function<void()>& f) {
 }
 
 BoundResult Trainer::validate() {
-  auto ds = data::make_dataset(eval_data_config(cfg_));
+  std::shared_ptr<data::Dataset> ds;
+  try {
+    ds = data::make_dataset(eval_data_config(cfg_));
+  } catch (const ConfigError&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw ConfigError(std::string("config: section 'eval_data': ") + e.what());
+  }
   BoundResult r;
   with_ema_weights(cfg_.eval.ema(), [&] { r = evaluate_bound(*process_, model_, *ds, cfg_.eval, env_.device); });
   if (!is_main()) return r;
