@@ -5,13 +5,15 @@
 # rounds of each run's median step) and keeps every raw run in --raw.
 #
 #   bench/compare.sh [--gsdiff build/bin/gsdiff] [--rounds 3] [--threads 2] [--warmup 2] [--steps 5]
-#                    [--variants "glibc tuned jemalloc"] [--raw FILE] CONFIG:BATCH [CONFIG:BATCH ...]
+#                    [--variants "glibc tuned jemalloc"] [--optimizers "fused torch"] [--raw FILE] CONFIG:BATCH ...
 # Variants: glibc = glibc malloc defaults (GSDIFF_MALLOC=default; Python as is); tuned = the mallopt
 # settings of tools/cmd_bench.cpp (Python: the same values through GLIBC_TUNABLES); jemalloc /
 # tcmalloc = LD_PRELOAD of Debian's libjemalloc2 / libtcmalloc-minimal4 for both.
+# Optimizers (gsdiff bench --optimizer): fused (default; flat buffers + fused AdamW, as gsdiff train; impl
+# "gsdiff") and torch (torch::optim::AdamW per tensor, the earlier gsdiff; impl "gsdiff-torch"), run back to back.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-gsdiff="$here/../build/bin/gsdiff" rounds=3 threads=2 warmup=2 steps=5 variants="glibc tuned jemalloc" raw=""
+gsdiff="$here/../build/bin/gsdiff" rounds=3 threads=2 warmup=2 steps=5 variants="glibc tuned jemalloc" optimizers="fused" raw=""
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --gsdiff) gsdiff="$2"; shift 2 ;;
@@ -20,8 +22,9 @@ while [[ $# -gt 0 ]]; do
     --warmup) warmup="$2"; shift 2 ;;
     --steps) steps="$2"; shift 2 ;;
     --variants) variants="$2"; shift 2 ;;
+    --optimizers) optimizers="$2"; shift 2 ;;
     --raw) raw="$2"; shift 2 ;;
-    -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) break ;;
   esac
 done
@@ -33,8 +36,8 @@ tunables="glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=21474
 # Same BLAS/OpenMP thread count everywhere.
 export OMP_NUM_THREADS=$threads OPENBLAS_NUM_THREADS=$threads
 
-run_variant() {  # impl variant config batch
-  local impl=$1 v=$2 cfg=$3 b=$4 pre="" envs=()
+run_variant() {  # impl variant config batch [optimizer]
+  local impl=$1 v=$2 cfg=$3 b=$4 opt=${5:-fused} pre="" envs=()
   case "$v" in
     glibc) envs=(GSDIFF_MALLOC=default) ;;
     tuned) [[ $impl == python ]] && envs=(GLIBC_TUNABLES=$tunables) ;;
@@ -43,9 +46,9 @@ run_variant() {  # impl variant config batch
   esac
   [[ -n $pre ]] && envs+=(LD_PRELOAD=$pre)
   local out
-  if [[ $impl == gsdiff ]]; then
+  if [[ $impl == gsdiff* ]]; then
     out=$(env "${envs[@]}" "$gsdiff" bench --config "$cfg" --batch "$b" --threads "$threads" --warmup "$warmup" \
-          --steps "$steps" --sample-calls 3 --label "$v")
+          --steps "$steps" --sample-calls 3 --label "$v" --optimizer "$opt")
     params=$(/usr/bin/python3 -c 'import json,sys; print(json.loads(sys.argv[1])["parameters"])' "$out")
   else
     out=$(env "${envs[@]}" /usr/bin/python3 "$here/compare_python.py" --config "$cfg" --batch "$b" --threads "$threads" \
@@ -60,7 +63,9 @@ for ((r = 1; r <= rounds; r++)); do
   for c in "$@"; do
     cfg=${c%:*} b=${c##*:} params=""
     for v in $variants; do
-      run_variant gsdiff "$v" "$cfg" "$b"
+      for o in $optimizers; do
+        if [[ $o == fused ]]; then run_variant gsdiff "$v" "$cfg" "$b" fused; else run_variant "gsdiff-$o" "$v" "$cfg" "$b" "$o"; fi
+      done
       run_variant python "$v" "$cfg" "$b"
     done
   done
@@ -84,8 +89,11 @@ for (case, v, impl), ts in sorted(by.items()):
                "optimizer_ms_median": statistics.median(t["optimizer_ms_median"] for t in ts), "runs": len(ts)}
 for case, vs in summary["cases"].items():
     for v, c in vs.items():
-        if "gsdiff" in c and "python" in c:
-            c["ratio_cpu"] = c["gsdiff"]["step_cpu_ms_median"] / c["python"]["step_cpu_ms_median"]
-            c["ratio_wall"] = c["gsdiff"]["step_ms_median"] / c["python"]["step_ms_median"]
+        for impl in [i for i in list(c) if i.startswith("gsdiff")]:
+            if "python" not in c:
+                continue
+            suffix = impl[len("gsdiff"):].replace("-", "_")  # "" (fused) or "_torch"
+            c["ratio_cpu" + suffix] = c[impl]["step_cpu_ms_median"] / c["python"]["step_cpu_ms_median"]
+            c["ratio_wall" + suffix] = c[impl]["step_ms_median"] / c["python"]["step_ms_median"]
 print(json.dumps(summary, indent=1))
 PY

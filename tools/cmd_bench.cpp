@@ -27,6 +27,8 @@
 #include "core/registry.h"
 #include "models/denoiser.h"
 #include "tools/commands.h"
+#include "train/flat_params.h"
+#include "train/fused_adamw.h"
 
 #ifndef GSDIFF_GIT_COMMIT
 #define GSDIFF_GIT_COMMIT "unknown"
@@ -166,6 +168,8 @@ int cmd_bench(int argc, char** argv) {
       "profile", "also write a Chrome trace (chrome://tracing) of one extra train step to this file",
       cxxopts::value<std::string>()->default_value(""))(
       "label", "free text copied into the JSON (e.g. the variant being compared)", cxxopts::value<std::string>()->default_value(""))(
+      "optimizer", "fused (flat buffers + fused AdamW, as gsdiff train) | torch (torch::optim::AdamW per tensor)",
+      cxxopts::value<std::string>()->default_value("fused"))(
       "h,help", "show this help");
   auto args = o.parse(argc, argv);
   if (args.count("help") || !args.count("config")) {
@@ -206,7 +210,21 @@ int cmd_bench(int argc, char** argv) {
   DenoiserNet net = make_model(model_cfg);
   net->to(device);
   const int64_t params = count_parameters(*net);
-  auto opt = torch::optim::AdamW(net->parameters(), torch::optim::AdamWOptions(2e-4));
+  // AdamW(lr 2e-4, weight decay 0.01: torch's default, as in compare_python.py). "fused": the trainer's
+  // optimizer (train/fused_adamw.h) on flat parameter/gradient buffers; "torch": LibTorch's per-tensor AdamW.
+  const std::string optimizer = args["optimizer"].as<std::string>();
+  if (optimizer != "fused" && optimizer != "torch") throw std::runtime_error("--optimizer: fused or torch");
+  std::unique_ptr<torch::optim::AdamW> torch_opt;
+  std::unique_ptr<FlatParams> flat;
+  std::unique_ptr<FusedAdamW> fused_opt;
+  if (optimizer == "torch") {
+    torch_opt = std::make_unique<torch::optim::AdamW>(net->parameters(), torch::optim::AdamWOptions(2e-4));
+  } else {
+    flat = std::make_unique<FlatParams>(net->parameters());
+    AdamWHyper h;
+    h.lr = 2e-4;
+    fused_opt = std::make_unique<FusedAdamW>(*flat, h);
+  }
 
   std::vector<int64_t> shape = {batch};
   for (auto d : example_shape(model_cfg, data_cfg, args["seq-len"].as<int64_t>())) shape.push_back(d);
@@ -236,7 +254,8 @@ int cmd_bench(int argc, char** argv) {
     const auto& x0 = x0s[i % x0s.size()];
     const auto& t = ts[i % ts.size()];
     double c0 = cpu_seconds(), w0 = wall_seconds();
-    opt.zero_grad();
+    if (flat) flat->zero_grad();
+    else torch_opt->zero_grad();
     torch::Tensor loss;
     if (discrete) {
       auto xt = process->sample_xt(x0.cpu(), t.cpu(), gen).to(device);
@@ -254,7 +273,8 @@ int cmd_bench(int argc, char** argv) {
     loss.backward();
     sync();
     double w2 = wall_seconds();
-    opt.step();
+    if (fused_opt) fused_opt->step();
+    else torch_opt->step();
     sync();
     double w3 = wall_seconds(), c3 = cpu_seconds();
     if (timed) {
@@ -300,6 +320,7 @@ int cmd_bench(int argc, char** argv) {
   r["command"] = "bench";
   r["config"] = path;
   r["label"] = args["label"].as<std::string>();
+  r["optimizer"] = optimizer;
   r["device"] = device.str();
   r["threads"] = torch::get_num_threads();
   r["libtorch"] = TORCH_VERSION;

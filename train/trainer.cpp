@@ -61,12 +61,12 @@ Trainer::Trainer(Config cfg, TrainerEnv env)
   if (env_.dist) lopt.rank = env_.dist->rank(), lopt.world = env_.dist->world();  // disjoint share per rank
   loader_ = std::make_unique<data::Loader>(dataset_, lopt);
   objective_ = make_objective(cfg_.objective, *process_);
-  optimizer_ = std::make_unique<torch::optim::AdamW>(
-      model_->parameters(), torch::optim::AdamWOptions(T.lr())
-                                .betas(std::make_tuple(T.beta1(), T.beta2()))
-                                .eps(T.adam_eps())
-                                .weight_decay(T.weight_decay()));
-  if (T.ema_decay() > 0) ema_ = std::make_unique<Ema>(*model_, T.ema_decay(), T.ema_warmup());
+  // Parameters and gradients live in flat buffers: zero_grad, clipping, AdamW and EMA are whole-buffer ops.
+  flat_ = std::make_unique<FlatParams>(model_->parameters());
+  AdamWHyper h;
+  h.lr = T.lr(), h.beta1 = T.beta1(), h.beta2 = T.beta2(), h.eps = T.adam_eps(), h.weight_decay = T.weight_decay();
+  optimizer_ = std::make_unique<FusedAdamW>(*flat_, h);
+  if (T.ema_decay() > 0) ema_ = std::make_unique<Ema>(*model_, *flat_, T.ema_decay(), T.ema_warmup());
 
   std::filesystem::create_directories(env_.out_dir);
   std::string resume = env_.resume;
@@ -108,7 +108,7 @@ bool Trainer::step() {
   const auto& T = cfg_.train;
   const double t0 = now_s();
   model_->train();
-  optimizer_->zero_grad();
+  flat_->zero_grad();
 
   // Phase 1+2: batches and loss, accumulated over micro-batches.
   double loss_sum = 0, nelbo_bits = 0, examples = 0;
@@ -139,11 +139,11 @@ bool Trainer::step() {
   // the update entirely (a NaN on any rank reaches every rank through the average, so all skip together).
   if (grad_sync_) grad_sync_->finish();
   double max_norm = T.grad_clip() > 0 ? T.grad_clip() : std::numeric_limits<double>::infinity();
-  double grad_norm = torch::nn::utils::clip_grad_norm_(model_->parameters(), max_norm);
+  double grad_norm = flat_->clip_grad_norm(max_norm);  // as clip_grad_norm_, one norm over the flat gradient
   ++step_;
   losses_.push_back(loss_sum);
   if (!std::isfinite(loss_sum) || !std::isfinite(grad_norm)) {
-    optimizer_->zero_grad();
+    flat_->zero_grad();
     ++skipped_;
     if (++consecutive_skips_ >= T.max_consecutive_skips())
       throw std::runtime_error("training diverged: " + std::to_string(consecutive_skips_) +
@@ -156,7 +156,7 @@ bool Trainer::step() {
 
   // Phase 5: update (LR schedule, AdamW, EMA).
   const double lr = lr_at(updates_);
-  for (auto& g : optimizer_->param_groups()) static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
+  optimizer_->options().lr = lr;
   optimizer_->step();
   if (ema_) ema_->update(*model_);
   ++updates_;

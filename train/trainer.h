@@ -15,6 +15,8 @@
 #include "train/config.h"
 #include "train/ema.h"
 #include "train/evaluate.h"
+#include "train/flat_params.h"
+#include "train/fused_adamw.h"
 #include "train/objectives.h"
 
 namespace gsdiff {
@@ -75,7 +77,8 @@ class Trainer {
   const Process& process() const { return *process_; }
   DenoiserNet& model() { return model_; }
   Ema* ema() { return ema_.get(); }
-  torch::optim::AdamW& optimizer() { return *optimizer_; }
+  FusedAdamW& optimizer() { return *optimizer_; }
+  FlatParams& flat_params() { return *flat_; }  // the model's parameters and gradients as flat buffers
   torch::Generator& generator() { return gen_; }
 
   // Called every train.sample_every steps and at the end of run() (the CLI writes a sample grid), with the EMA
@@ -103,7 +106,8 @@ class Trainer {
   TrainerEnv env_;
   std::unique_ptr<Process> process_;
   DenoiserNet model_{nullptr};
-  std::unique_ptr<torch::optim::AdamW> optimizer_;
+  std::unique_ptr<FlatParams> flat_;  // before optimizer_ and ema_, which point into it
+  std::unique_ptr<FusedAdamW> optimizer_;
   std::unique_ptr<Ema> ema_;
   std::shared_ptr<data::Dataset> dataset_;
   std::unique_ptr<data::Loader> loader_;

@@ -66,6 +66,7 @@ void Trainer::load_checkpoint(const std::string& path) {
   ar.read("model", m);
   model_->load(m);
   model_->to(env_.device);
+  flat_->rebind();  // Module::load re-pointed the parameters at the archive's tensors
   if (ema_) {
     torch::serialize::InputArchive e;
     ar.read("ema", e);

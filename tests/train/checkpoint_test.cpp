@@ -98,12 +98,16 @@ class TrainerState : public ::testing::Test {
   }
 };
 
+std::vector<torch::Tensor> snapshot(Trainer& t);  // every weight, EMA and optimizer tensor (below)
+
 TEST_F(TrainerState, ResumeIsBitExactAcrossTwoInterruptions) {
   std::vector<double> full;
+  std::vector<torch::Tensor> full_state;
   {
     Trainer t(cfg(12), env(testing::fresh_dir("resume_full")));
     t.run(12);
     full = t.losses();
+    full_state = snapshot(t);
   }
   ASSERT_EQ(full.size(), 12u);
   auto dir = testing::fresh_dir("resume_parts");
@@ -113,6 +117,11 @@ TEST_F(TrainerState, ResumeIsBitExactAcrossTwoInterruptions) {
     EXPECT_EQ(t.step_count(), until - 4);
     t.run(until);
     parts.insert(parts.end(), t.losses().begin(), t.losses().end());
+    if (until == 12) {  // weights, EMA and optimizer state too
+      auto state = snapshot(t);
+      ASSERT_EQ(state.size(), full_state.size());
+      for (size_t i = 0; i < state.size(); ++i) EXPECT_TRUE(torch::equal(state[i], full_state[i])) << "state tensor " << i;
+    }
   }
   ASSERT_EQ(parts.size(), 12u);
   for (size_t i = 0; i < 12; ++i) EXPECT_EQ(full[i], parts[i]) << "step " << i + 1;  // bit for bit
@@ -143,12 +152,9 @@ std::vector<torch::Tensor> snapshot(Trainer& t) {
   std::vector<torch::Tensor> out;
   for (auto& p : t.model()->parameters()) out.push_back(p.detach().clone());
   for (auto& kv : t.ema()->shadow()) out.push_back(kv.second.clone());
-  for (auto& kv : t.optimizer().state()) {
-    auto& s = static_cast<torch::optim::AdamWParamState&>(*kv.second);
-    out.push_back(s.exp_avg().clone());
-    out.push_back(s.exp_avg_sq().clone());
-    out.push_back(torch::tensor(s.step()));
-  }
+  for (auto& m : t.optimizer().exp_avg()) out.push_back(m.clone());
+  for (auto& v : t.optimizer().exp_avg_sq()) out.push_back(v.clone());
+  out.push_back(torch::tensor(t.optimizer().steps()));
   return out;
 }
 
