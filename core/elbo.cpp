@@ -16,7 +16,7 @@ Tensor predict(const Process& p, const DenoiseFn& f, const Tensor& xt, const Ten
 }
 
 Tensor sample_times(int64_t batch, double t_min, bool low_discrepancy, torch::Generator& gen, const torch::Device& device) {
-  auto opts = torch::TensorOptions().dtype(torch::kFloat64);
+  auto opts = torch::TensorOptions().dtype(torch::kFloat64).device(gen.device());  // drawn where gen lives
   Tensor u;
   if (low_discrepancy) {
     auto u0 = at::rand({1}, gen, opts);
@@ -66,7 +66,7 @@ ElboTerms negative_elbo(const Process& p, const DenoiseFn& f, const Tensor& x0, 
         diff += step_term(p, f, x0, torch::full({B}, i, torch::TensorOptions().dtype(torch::kLong).device(dev)), gen).to(torch::kFloat64);
     } else if (T >= 2) {
       for (int64_t k = 0; k < n; ++k) {
-        auto i = at::randint(2, T + 1, {B}, gen, torch::TensorOptions().dtype(torch::kLong)).to(dev);
+        auto i = at::randint(2, T + 1, {B}, gen, torch::TensorOptions().dtype(torch::kLong).device(gen.device())).to(dev);
         diff += double(T - 1) / double(n) * step_term(p, f, x0, i, gen).to(torch::kFloat64);
       }
     }
@@ -81,6 +81,57 @@ ElboTerms negative_elbo(const Process& p, const DenoiseFn& f, const Tensor& x0, 
     }
   }
   out.diffusion = diff;
+  return out;
+}
+
+ElboSample sample_negative_elbo(const Process& p, const DenoiseFn& f, const Tensor& x0, torch::Generator& gen,
+                                double reconstruction_prob, bool low_discrepancy) {
+  const int64_t B = x0.size(0);
+  auto dev = x0.device();
+  auto f64 = torch::TensorOptions().dtype(torch::kFloat64);
+  ElboSample out;
+  out.terms.prior = sum_dims(p.prior_kl(x0)).to(torch::kFloat64);  // [B]
+
+  // Which term each example scores, at which time, with which weight.
+  Tensor rec;  // bool [B]: this example scores the reconstruction term
+  double w_rec, w_diff;
+  if (!p.continuous_time()) {
+    const int64_t T = p.steps();
+    auto i = at::randint(1, T + 1, {B}, gen, torch::TensorOptions().dtype(torch::kLong).device(gen.device())).to(dev);  // [B]
+    out.t = i.to(torch::kFloat64) / double(T);
+    rec = i == 1;
+    w_rec = w_diff = double(T);
+  } else {
+    TORCH_CHECK(reconstruction_prob > 0 && reconstruction_prob < 1,
+                "sample_negative_elbo: reconstruction_prob must lie in (0, 1), got ", reconstruction_prob);
+    rec = (at::rand({B}, gen, f64.device(gen.device())) < reconstruction_prob).to(dev);  // [B]
+    auto td = sample_times(B, p.t_min(), low_discrepancy, gen, dev);       // [B]
+    out.t = torch::where(rec, torch::full_like(td, p.t_min()), td);
+    w_rec = 1.0 / reconstruction_prob;
+    w_diff = (1.0 - p.t_min()) / (1.0 - reconstruction_prob);
+  }
+
+  // The one network call.
+  out.xt = p.sample_xt(x0, out.t, gen);       // [B, ...]
+  out.pred = predict(p, f, out.xt, out.t);    // [B, ...]
+
+  // Each term on its own rows only (an unselected row may be non-finite there; masking by multiplication
+  // would turn that into NaN gradients). nonzero() is one host sync on CUDA.
+  auto zeros = torch::zeros({B}, f64.device(dev));
+  auto rows = [&](const Tensor& mask, const auto& term) -> Tensor {
+    auto idx = mask.nonzero().squeeze(1);  // [n]
+    if (idx.numel() == 0) return zeros;
+    auto v = term(x0.index_select(0, idx), out.xt.index_select(0, idx), out.t.index_select(0, idx),
+                  out.pred.index_select(0, idx));
+    return zeros.index_add(0, idx, sum_dims(v).to(torch::kFloat64));  // [B]
+  };
+  out.terms.reconstruction = w_rec * rows(rec, [&](const Tensor& a, const Tensor& xt, const Tensor& t, const Tensor& pr) {
+    return p.reconstruction(a, xt, t, pr);
+  });
+  const double dt = p.continuous_time() ? 0.0 : 1.0 / double(p.steps());
+  out.terms.diffusion = w_diff * rows(rec.logical_not(), [&](const Tensor& a, const Tensor& xt, const Tensor& t, const Tensor& pr) {
+    return p.continuous_time() ? p.elbo_integrand(a, xt, t, pr) : p.step_kl(a, xt, t - dt, t, pr);
+  });
   return out;
 }
 

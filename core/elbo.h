@@ -32,6 +32,22 @@ struct ElboTerms {
 ElboTerms negative_elbo(const Process& p, const DenoiseFn& f, const torch::Tensor& x0, torch::Generator& gen,
                         const ElboOptions& opts = {});
 
+// The bound for training, from ONE network call per example: each example scores one term of the
+// bound, chosen at random and importance-weighted, so every per-example total is an unbiased estimate
+// of -ELBO. Discrete time: i ~ U{1..T}, term T * L_{i-1}, where L_0 is the reconstruction (the
+// estimator DDPM and iDDPM train with, Ho et al. 2020 eq. 5, Nichol & Dhariwal 2021 sec. 3.1).
+// Continuous time: the reconstruction at t_min with probability q (weight 1/q), else the integrand at
+// t ~ U(t_min, 1) (weight (1 - t_min)/(1 - q)). t, x_t and the prediction of that call are returned so
+// that a hybrid objective reuses them instead of calling the network again.
+struct ElboSample {
+  ElboTerms terms;  // per-example nats [B]
+  torch::Tensor t;     // [B] float64: the time each example was scored at
+  torch::Tensor xt;    // [B, ...]
+  torch::Tensor pred;  // [B, ...]: read_output of the one network call
+};
+ElboSample sample_negative_elbo(const Process& p, const DenoiseFn& f, const torch::Tensor& x0, torch::Generator& gen,
+                                double reconstruction_prob = 0.125, bool low_discrepancy = false);
+
 // Time tensor [B] filled with t (float64, on x's device).
 torch::Tensor time_like(const torch::Tensor& x, double t);
 

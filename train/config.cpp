@@ -56,6 +56,10 @@ Config parse_config(const json& j) {
     o.weighting(r.choice("weighting", o.weighting(), {"min-snr", "likelihood"}));
     o.min_snr_gamma(r.get("min_snr_gamma", o.min_snr_gamma()));
     o.hybrid_lambda(r.get("hybrid_lambda", o.hybrid_lambda()));
+    o.reconstruction_prob(r.get("reconstruction_prob", o.reconstruction_prob()));
+    if (!(o.reconstruction_prob() > 0 && o.reconstruction_prob() < 1))
+      throw ConfigError("config: field 'objective.reconstruction_prob' must lie in (0, 1), got " +
+                        std::to_string(o.reconstruction_prob()));
   });
   auto& t = c.train;
   read_section(j, "train", [&](JsonReader& r) {
@@ -120,7 +124,8 @@ json to_json(const Config& c) {
       {"data", c.data},
       {"eval_data", c.eval_data},
       {"objective", {{"name", o.name()}, {"low_discrepancy", o.low_discrepancy()}, {"weighting", o.weighting()},
-                     {"min_snr_gamma", o.min_snr_gamma()}, {"hybrid_lambda", o.hybrid_lambda()}}},
+                     {"min_snr_gamma", o.min_snr_gamma()}, {"hybrid_lambda", o.hybrid_lambda()},
+                     {"reconstruction_prob", o.reconstruction_prob()}}},
       {"train", {{"steps", t.steps()}, {"lr", t.lr()}, {"weight_decay", t.weight_decay()}, {"beta1", t.beta1()},
                  {"beta2", t.beta2()}, {"adam_eps", t.adam_eps()}, {"warmup_steps", t.warmup_steps()},
                  {"lr_schedule", t.lr_schedule()}, {"grad_clip", t.grad_clip()}, {"ema_decay", t.ema_decay()},

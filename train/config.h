@@ -17,6 +17,9 @@ struct ObjectiveOptions {
   TORCH_ARG(std::string, weighting) = "min-snr";  // weighted: min-snr | likelihood
   TORCH_ARG(double, min_snr_gamma) = 5.0;       // weighted/min-snr (Hang et al. 2023)
   TORCH_ARG(double, hybrid_lambda) = 0.001;     // hybrid: simple-or-CE + lambda * elbo (iDDPM / D3PM)
+  // elbo / hybrid in continuous time: the share of each batch that scores the reconstruction term
+  // (core/elbo.h sample_negative_elbo; discrete time uses 1/T).
+  TORCH_ARG(double, reconstruction_prob) = 0.125;
 };
 
 struct TrainOptions {

@@ -11,7 +11,7 @@ using torch::Tensor;
 Tensor sample_train_times(const Process& p, int64_t batch, bool low_discrepancy, torch::Generator& gen,
                           const torch::Device& device) {
   if (p.continuous_time()) return sample_times(batch, p.t_min(), low_discrepancy, gen, device);
-  auto i = at::randint(1, p.steps() + 1, {batch}, gen, torch::TensorOptions().dtype(torch::kLong));
+  auto i = at::randint(1, p.steps() + 1, {batch}, gen, torch::TensorOptions().dtype(torch::kLong).device(gen.device()));
   return (i.to(torch::kFloat64) / double(p.steps())).to(device);  // [B]
 }
 
@@ -36,7 +36,10 @@ Tensor eps_mse(const GaussianProcess& g, const DenoiseFn& f, const Tensor& x0, c
 
 double dims(const Tensor& x0) { return double(x0[0].numel()); }
 
-ElboOptions mc_elbo(const ObjectiveOptions& o) { return ElboOptions().exact(false).time_samples(1).low_discrepancy(o.low_discrepancy()); }
+ElboSample one_call_elbo(const Process& p, const DenoiseFn& f, const Tensor& x0, torch::Generator& gen,
+                         const ObjectiveOptions& o) {
+  return sample_negative_elbo(p, f, x0, gen, o.reconstruction_prob(), o.low_discrepancy());
+}
 
 }  // namespace
 
@@ -44,7 +47,7 @@ Objective make_objective(const ObjectiveOptions& o, const Process& process) {
   const std::string name = o.name();
   if (name == "elbo" || name == "masked-ce") {
     return [o](const Process& p, const DenoiseFn& f, const Tensor& x0, torch::Generator& gen) {
-      auto nelbo = negative_elbo(p, f, x0, gen, mc_elbo(o)).total();  // [B] nats
+      auto nelbo = one_call_elbo(p, f, x0, gen, o).terms.total();  // [B] nats
       return ObjectiveResult{nelbo / dims(x0), nelbo.detach()};
     };
   }
@@ -72,17 +75,19 @@ Objective make_objective(const ObjectiveOptions& o, const Process& process) {
     };
   }
   if (name == "hybrid") {
+    // One network call: the simple / CE term is read off the same (t, x_t, prediction) as the bound's term.
     return [o](const Process& p, const DenoiseFn& f, const Tensor& x0, torch::Generator& gen) {
-      auto nelbo = negative_elbo(p, f, x0, gen, mc_elbo(o)).total();  // [B] nats
-      auto t = sample_train_times(p, x0.size(0), false, gen, x0.device());
+      auto s = one_call_elbo(p, f, x0, gen, o);
+      auto nelbo = s.terms.total();  // [B] nats
       const double D = dims(x0);
+      const int64_t B = x0.size(0);
       if (auto* g = dynamic_cast<const GaussianProcess*>(&p)) {  // iDDPM: L_simple + lambda L_vlb
-        auto simple = eps_mse(*g, f, x0, t, gen).reshape({x0.size(0), -1}).mean(1);
+        auto z0 = g->embed(x0);  // x0 in the state space (codes for gaussian-embed)
+        auto simple = (g->at(s.t, z0).snr() * (z0 - s.pred).pow(2)).reshape({B, -1}).mean(1);  // eps-MSE [B]
         return ObjectiveResult{simple + o.hybrid_lambda() * nelbo / D, nelbo.detach()};
       }
       // D3PM: L_vb + lambda CE, CE = -log p_theta(x0 | x_t) at the sampled t; all per dimension.
-      auto xt = p.sample_xt(x0, t, gen);
-      auto ce = p.reconstruction(x0, xt, t, predict(p, f, xt, t)).reshape({x0.size(0), -1}).mean(1);
+      auto ce = p.reconstruction(x0, s.xt, s.t, s.pred).reshape({B, -1}).mean(1);  // [B]
       return ObjectiveResult{nelbo / D + o.hybrid_lambda() * ce, nelbo.detach()};
     };
   }
