@@ -9,6 +9,13 @@ namespace {
 constexpr double kLog2Pi = 1.8378770664093453;  // log(2 pi)
 }
 
+torch::Generator make_generator(const torch::Device& device, uint64_t seed) {
+  if (device.is_cpu()) return at::detail::createCPUGenerator(seed);
+  auto g = at::globalContext().defaultGenerator(device).clone();  // same kind as the device's default
+  g.set_current_seed(seed);
+  return g;
+}
+
 torch::Tensor randn_like_gen(const torch::Tensor& like, torch::Generator& gen) {
   return at::randn(like.sizes(), gen, like.options());
 }

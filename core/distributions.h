@@ -41,6 +41,9 @@ torch::Tensor categorical_kl_probs(const torch::Tensor& p, const torch::Tensor& 
 torch::Tensor sample_categorical(const torch::Tensor& probs, torch::Generator& gen);
 
 // Standard normal / uniform noise from an explicit generator, shaped like `like` or `shape`.
+// A generator on `device` seeded with `seed` (a CUDA device gets its own CUDA generator, so noise is drawn
+// where the tensors live; every random draw in gsdiff takes its generator explicitly).
+torch::Generator make_generator(const torch::Device& device, uint64_t seed);
 torch::Tensor randn_like_gen(const torch::Tensor& like, torch::Generator& gen);
 torch::Tensor rand_gen(at::IntArrayRef shape, const torch::TensorOptions& opts, torch::Generator& gen);
 

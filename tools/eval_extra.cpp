@@ -3,6 +3,8 @@
 
 #include <cmath>
 
+#include "core/distributions.h"
+
 namespace gsdiff::cli {
 
 namespace {
@@ -34,7 +36,7 @@ BoundResult loop(const data::Dataset& ds, const EvalOptions& opts, Score score) 
 
 BoundResult evaluate_bound_fn(const Process& p, const DenoiseFn& f, const data::Dataset& ds, const EvalOptions& opts,
                               const torch::Device& device) {
-  auto gen = at::detail::createCPUGenerator(opts.seed());
+  auto gen = make_generator(device, opts.seed());
   torch::NoGradGuard ng;
   auto r = loop(ds, opts, [&](const torch::Tensor& x) {
     auto x0 = to_process_space(p, x).to(device);

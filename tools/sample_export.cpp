@@ -5,6 +5,7 @@
 #include <iostream>
 
 #include "core/decoder.h"
+#include "core/distributions.h"
 #include "core/registry.h"
 #include "sample/export.h"
 #include "sample/guidance.h"
@@ -34,7 +35,7 @@ void sample_fn_to_file(const Process& process, const DenoiseFn& f, const std::ve
                        int64_t steps, uint64_t seed, const std::string& out) {
   std::vector<int64_t> shape{num};
   shape.insert(shape.end(), example_shape.begin(), example_shape.end());
-  auto gen = at::detail::createCPUGenerator(seed);
+  auto gen = make_generator(opts.device, seed);
   auto progress = [](int64_t k, int64_t n) {
     if (k == n || k % std::max<int64_t>(1, n / 10) == 0)
       std::cerr << "\rsampling step " << k << "/" << n << (k == n ? "\n" : "") << std::flush;

@@ -5,6 +5,7 @@
 #include <iostream>
 
 #include "core/decoder.h"
+#include "core/distributions.h"
 #include "data/factory.h"
 #include "sample/ancestral.h"
 #include "sample/writers.h"
@@ -26,7 +27,7 @@ void sample_to_file(const Config& cfg, const Process& process, DenoiserNet& mode
   auto ds = data::make_dataset(eval_data_config(cfg));
   std::vector<int64_t> shape = {req.num};
   for (auto d : ds->example_shape()) shape.push_back(d);
-  auto gen = at::detail::createCPUGenerator(req.seed);
+  auto gen = make_generator(req.device, req.seed);
   bool was_training = model->is_training();
   model->eval();
   auto progress = [&](int64_t k, int64_t n) {

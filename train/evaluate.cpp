@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "core/decoder.h"
+#include "core/distributions.h"
 #include "core/elbo.h"
 
 namespace gsdiff {
@@ -31,7 +32,7 @@ nlohmann::json BoundResult::to_json() const {
 BoundResult evaluate_bound(const Process& p, DenoiserNet& model, const data::Dataset& ds, const EvalOptions& opts,
                            const torch::Device& device) {
   const int64_t n = opts.limit() > 0 ? std::min(opts.limit(), ds.size()) : ds.size();
-  auto gen = at::detail::createCPUGenerator(opts.seed());
+  auto gen = make_generator(device, opts.seed());
   bool was_training = model->is_training();
   model->eval();
   torch::NoGradGuard ng;

@@ -7,6 +7,7 @@
 #include <iomanip>
 #include <iostream>
 
+#include "core/distributions.h"
 #include "core/registry.h"
 #include "data/factory.h"
 #include "train/checkpoint.h"
@@ -49,7 +50,7 @@ std::atomic<bool>& Trainer::stop_requested() {
 }
 
 Trainer::Trainer(Config cfg, TrainerEnv env)
-    : cfg_(std::move(cfg)), env_(std::move(env)), gen_(at::detail::createCPUGenerator(cfg_.train.seed())) {
+    : cfg_(std::move(cfg)), env_(std::move(env)), gen_(make_generator(env_.device, cfg_.train.seed())) {
   const auto& T = cfg_.train;
   torch::manual_seed(T.seed());  // model initialisation and dropout use the global generator
   process_ = build_process(cfg_);
@@ -118,8 +119,9 @@ bool Trainer::step() {
     auto x0 = to_process_space(*process_, batch.x).to(env_.device);  // [B, ...]
     torch::Tensor y;
     if (batch.labels.defined() && model_->num_classes() > 0) {  // label dropout to the null class
-      auto drop = at::rand({x0.size(0)}, gen_, torch::TensorOptions().dtype(torch::kFloat64)) < T.label_dropout();
-      y = torch::where(drop, torch::full_like(batch.labels, model_->num_classes()), batch.labels).to(env_.device);
+      auto drop = at::rand({x0.size(0)}, gen_, torch::TensorOptions().dtype(torch::kFloat64).device(gen_.device())) < T.label_dropout();
+      auto labels = batch.labels.to(env_.device);
+      y = torch::where(drop.to(env_.device), torch::full_like(labels, model_->num_classes()), labels);
     }
     auto r = objective_(*process_, denoise_fn(model_, y), x0, gen_);
     auto loss = r.loss.mean() / double(T.accumulate());
