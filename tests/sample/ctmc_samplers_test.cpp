@@ -25,14 +25,14 @@ torch::Tensor data_law() {
   return torch::tensor({{0.1, 0.2, 0.3, 0.4}, {0.7, 0.1, 0.1, 0.1}, {0.25, 0.05, 0.45, 0.25}}, torch::kFloat64);
 }
 
-struct Case {
+struct CtmcCase {
   std::string process, sampler;
   int64_t steps;
   double slack;  // discretisation slack on TV: tau-leaping / Euler are first order in the step (measured
                  // TV error at these steps < slack / 3); the exact-step samplers have none
 };
 
-class CategoricalRecovery : public ::testing::TestWithParam<Case> {};
+class CategoricalRecovery : public ::testing::TestWithParam<CtmcCase> {};
 
 TEST_P(CategoricalRecovery, TotalVariationWithinSamplingError) {
   const auto c = GetParam();
@@ -52,11 +52,11 @@ TEST_P(CategoricalRecovery, TotalVariationWithinSamplingError) {
 
 INSTANTIATE_TEST_SUITE_P(
     Samplers, CategoricalRecovery,
-    ::testing::Values(Case{"absorbing", "ancestral", 50, 0.0}, Case{"absorbing", "tau-leaping", 100, 0.02},
-                      Case{"absorbing", "euler", 100, 0.02}, Case{"absorbing", "tweedie", 50, 0.0},
-                      Case{"absorbing", "mdlm-cached", 50, 0.0}, Case{"uniform", "ancestral", 50, 0.0},
-                      Case{"uniform", "tau-leaping", 200, 0.03}, Case{"uniform", "euler", 200, 0.03},
-                      Case{"uniform", "tweedie", 50, 0.0}),
+    ::testing::Values(CtmcCase{"absorbing", "ancestral", 50, 0.0}, CtmcCase{"absorbing", "tau-leaping", 100, 0.02},
+                      CtmcCase{"absorbing", "euler", 100, 0.02}, CtmcCase{"absorbing", "tweedie", 50, 0.0},
+                      CtmcCase{"absorbing", "mdlm-cached", 50, 0.0}, CtmcCase{"uniform", "ancestral", 50, 0.0},
+                      CtmcCase{"uniform", "tau-leaping", 200, 0.03}, CtmcCase{"uniform", "euler", 200, 0.03},
+                      CtmcCase{"uniform", "tweedie", 50, 0.0}),
     [](const auto& info) {
       std::string n = info.param.process + "_" + info.param.sampler;
       for (auto& ch : n)

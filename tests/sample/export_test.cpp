@@ -16,7 +16,7 @@
 namespace gsdiff {
 namespace {
 
-struct Case {
+struct ExportCase {
   std::string name;
   std::function<DenoiserNet()> build;
   nlohmann::json process;
@@ -25,7 +25,7 @@ struct Case {
   int64_t states;  // input states (categorical)
 };
 
-std::vector<Case> cases() {
+std::vector<ExportCase> cases() {
   return {
       {"unet_continuous", [] { return as_denoiser(UNet(testing::tiny_unet())); },
        {{"name", "gaussian-vp"}, {"steps", 0}, {"schedule", "cosine"}}, {3, 8, 8}, false, 0},
@@ -39,7 +39,7 @@ std::vector<Case> cases() {
   };
 }
 
-torch::Tensor example(const Case& c, int64_t B) {
+torch::Tensor example(const ExportCase& c, int64_t B) {
   std::vector<int64_t> s{B};
   s.insert(s.end(), c.shape.begin(), c.shape.end());
   int64_t n = 1;

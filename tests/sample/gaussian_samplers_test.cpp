@@ -12,7 +12,7 @@ using testing::exact_gaussian_denoiser;
 using testing::make_gauss;
 using testing::mc_tol;
 
-struct Case {
+struct GaussCase {
   std::string name;
   int64_t steps;
   bool deterministic;  // the PF-ODE family (DDIM eta = 0, Heun, DPM-Solver++) vs the SDE family
@@ -36,7 +36,7 @@ std::pair<torch::Tensor, torch::Tensor> target(const GaussianProcess& g, const t
   return {m * (1 - a * a * s * s / (std1 * std1)), s * s * (a * a * s * s + sg * sg * std1 * std1) / std1.pow(4)};
 }
 
-class GaussianRecovery : public ::testing::TestWithParam<Case> {};
+class GaussianRecovery : public ::testing::TestWithParam<GaussCase> {};
 
 // 64 data dimensions: 16 copies of 4 (m, s) pairs, pooled per pair (the PC corrector's step size uses
 // per-example norms, which need more than a handful of dimensions to concentrate).
@@ -70,9 +70,9 @@ TEST_P(GaussianRecovery, MeanAndVarianceMatchTheData) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Samplers, GaussianRecovery,
-                         ::testing::Values(Case{"ancestral", 200, false, 0.02, 0.03}, Case{"ddim", 100, true, 0.02, 0.03},
-                                           Case{"euler-maruyama", 400, false, 0.03, 0.05}, Case{"heun", 40, true, 0.01, 0.01},
-                                           Case{"dpm-solver++", 25, true, 0.01, 0.01}, Case{"pc", 100, false, 0.03, 0.06}),
+                         ::testing::Values(GaussCase{"ancestral", 200, false, 0.02, 0.03}, GaussCase{"ddim", 100, true, 0.02, 0.03},
+                                           GaussCase{"euler-maruyama", 400, false, 0.03, 0.05}, GaussCase{"heun", 40, true, 0.01, 0.01},
+                                           GaussCase{"dpm-solver++", 25, true, 0.01, 0.01}, GaussCase{"pc", 100, false, 0.03, 0.06}),
                          [](const auto& info) {
                            std::string n = info.param.name;
                            for (auto& ch : n)

@@ -14,7 +14,7 @@
 namespace {
 
 using gsdiff::testing::Run;
-Run run(const std::string& cmd_line) { return gsdiff::testing::run_shell(cmd_line); }
+Run run_sh(const std::string& cmd_line) { return gsdiff::testing::run_shell(cmd_line); }
 
 std::string dir_for(const std::string& name) {
   auto d = std::filesystem::temp_directory_path() / ("gsdiff_cli_dist_" + name);
@@ -39,27 +39,27 @@ int count_lines(const std::string& path) {
 
 TEST(CliDistributed, TwoRanksTrainRankZeroWritesResumeSameWorld) {
   auto out = dir_for("train");
-  auto tr = run(kLaunch2 + " train --config " + kQuick + kTiny + " --set train.steps=3 --out " + out);
+  auto tr = run_sh(kLaunch2 + " train --config " + kQuick + kTiny + " --set train.steps=3 --out " + out);
   ASSERT_EQ(tr.rc, 0) << tr.out;
   EXPECT_NE(tr.out.find("data parallel: 2 ranks (gloo)"), std::string::npos) << tr.out;
   EXPECT_TRUE(std::filesystem::exists(out + "/ckpt-00000003.gsdiff")) << tr.out;
   EXPECT_TRUE(std::filesystem::exists(out + "/samples-3.png"));
   EXPECT_EQ(count_lines(out + "/metrics.jsonl"), 3);  // one writer: rank 0
 
-  auto re = run(kLaunch2 + " train --config " + kQuick + kTiny + " --set train.steps=5 --resume auto --out " + out);
+  auto re = run_sh(kLaunch2 + " train --config " + kQuick + kTiny + " --set train.steps=5 --resume auto --out " + out);
   ASSERT_EQ(re.rc, 0) << re.out;
   EXPECT_TRUE(std::filesystem::exists(out + "/ckpt-00000005.gsdiff")) << re.out;
   EXPECT_EQ(count_lines(out + "/metrics.jsonl"), 5);
 
   // The loader position records the world size: resuming as one process is refused.
-  auto one = run(std::string(GSDIFF_CLI) + " train --config " + kQuick + kTiny +
+  auto one = run_sh(std::string(GSDIFF_CLI) + " train --config " + kQuick + kTiny +
                  " --set train.steps=6 --resume auto --out " + out);
   EXPECT_NE(one.rc, 0) << one.out;
   std::filesystem::remove_all(out);
 }
 
 TEST(CliBench, PrintsOneJsonObject) {
-  auto r = run(std::string(GSDIFF_CLI) + " bench --config " + GSDIFF_SOURCE_DIR +
+  auto r = run_sh(std::string(GSDIFF_CLI) + " bench --config " + GSDIFF_SOURCE_DIR +
                "/bench/configs/unet-micro.json --batch 2 --steps 2 --warmup 1 --sample-calls 1 --threads 1 2>/dev/null");
   ASSERT_EQ(r.rc, 0) << r.out;
   auto j = nlohmann::json::parse(r.out);

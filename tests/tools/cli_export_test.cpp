@@ -12,7 +12,7 @@
 namespace {
 
 using gsdiff::testing::Run;
-Run run(const std::string& args) { return gsdiff::testing::run_gsdiff(args); }
+using gsdiff::testing::run_cli;
 
 // The last line that parses as a JSON object.
 nlohmann::json last_json(const std::string& out) {
@@ -33,28 +33,28 @@ TEST(CliExport, ExportSampleFromTheExportSwitchAndOde) {
   auto d = std::filesystem::temp_directory_path() / "gsdiff_cli_export";
   std::filesystem::remove_all(d);
   const std::string out = d.string();
-  auto tr = run("train --config " + std::string(GSDIFF_SOURCE_DIR) + "/configs/quickstart.json --set train.steps=2"
+  auto tr = run_cli("train --config " + std::string(GSDIFF_SOURCE_DIR) + "/configs/quickstart.json --set train.steps=2"
                 " --set data.batch_size=4 --set sample.num=2 --set sample.steps=2 --threads 1 --quiet --out " + out);
   ASSERT_EQ(tr.rc, 0) << tr.out;
   const std::string ck = out + "/ckpt-00000002.gsdiff";
-  auto ex = run("export --checkpoint " + ck + " --ema --out " + out + "/m.pt");
+  auto ex = run_cli("export --checkpoint " + ck + " --ema --out " + out + "/m.pt");
   ASSERT_EQ(ex.rc, 0) << ex.out;
-  auto sm = run("sample --model " + out + "/m.pt --sampler dpm-solver++ --steps 3 --num 2 --threads 1 --out " + out + "/a.png");
+  auto sm = run_cli("sample --model " + out + "/m.pt --sampler dpm-solver++ --steps 3 --num 2 --threads 1 --out " + out + "/a.png");
   EXPECT_EQ(sm.rc, 0) << sm.out;
   EXPECT_TRUE(std::filesystem::exists(out + "/a.png"));
-  auto sw = run("sample --checkpoint " + ck + " --low-noise-checkpoint " + ck + " --switch 0.3 --sampler heun --steps 3"
+  auto sw = run_cli("sample --checkpoint " + ck + " --low-noise-checkpoint " + ck + " --switch 0.3 --sampler heun --steps 3"
                 " --num 2 --threads 1 --out " + out + "/b.png");
   EXPECT_EQ(sw.rc, 0) << sw.out;
   EXPECT_TRUE(std::filesystem::exists(out + "/b.png"));
-  auto bad = run("sample --checkpoint " + ck + " --sampler nope --out " + out + "/c.png");
+  auto bad = run_cli("sample --checkpoint " + ck + " --sampler nope --out " + out + "/c.png");
   EXPECT_NE(bad.rc, 0);
   EXPECT_NE(bad.out.find("tau-leaping"), std::string::npos) << bad.out;  // lists the known samplers
-  auto ode = run("eval --checkpoint " + ck + " --ode --ode-steps 2 --limit 2 --batch-size 2 --threads 1");
+  auto ode = run_cli("eval --checkpoint " + ck + " --ode --ode-steps 2 --limit 2 --batch-size 2 --threads 1");
   ASSERT_EQ(ode.rc, 0) << ode.out;
   auto j = last_json(ode.out);
   EXPECT_GT(j.value("bound", 0.0), 7.0) << ode.out;  // bits/dim of 8-bit data include log2(128) = 7
   EXPECT_NE(j.value("method", std::string()).find("ODE"), std::string::npos);
-  auto es = run("eval --checkpoint " + ck + " --low-noise-checkpoint " + ck + " --switch 0.4 --limit 2 --batch-size 2 --threads 1");
+  auto es = run_cli("eval --checkpoint " + ck + " --low-noise-checkpoint " + ck + " --switch 0.4 --limit 2 --batch-size 2 --threads 1");
   ASSERT_EQ(es.rc, 0) << es.out;
   EXPECT_EQ(last_json(es.out).value("switch", 0.0), 0.4);
   std::filesystem::remove_all(d);

@@ -29,5 +29,6 @@ inline Run run_shell(const std::string& cmd_line) {
 
 // Runs the gsdiff binary under test with `args`.
 inline Run run_gsdiff(const std::string& args) { return run_shell(std::string(GSDIFF_CLI) + " " + args); }
+inline Run run_cli(const std::string& args) { return run_gsdiff(args); }
 
 }  // namespace gsdiff::testing

@@ -13,7 +13,7 @@
 namespace {
 
 using gsdiff::testing::Run;
-Run run(const std::string& args) { return gsdiff::testing::run_gsdiff(args); }
+using gsdiff::testing::run_cli;
 
 std::string dir_for(const std::string& name) {
   auto d = std::filesystem::temp_directory_path() / ("gsdiff_cli_" + name);
@@ -27,7 +27,7 @@ const std::string kTiny = " --set train.steps=3 --set data.batch_size=4 --set ev
 
 TEST(CliTrain, TrainEvalSampleEndToEnd) {
   auto out = dir_for("e2e");
-  auto tr = run("train --config " + kQuick + kTiny + " --out " + out);
+  auto tr = run_cli("train --config " + kQuick + kTiny + " --out " + out);
   ASSERT_EQ(tr.rc, 0) << tr.out;
   auto ckpt = out + "/ckpt-00000003.gsdiff";
   ASSERT_TRUE(std::filesystem::exists(ckpt)) << tr.out;
@@ -42,7 +42,7 @@ TEST(CliTrain, TrainEvalSampleEndToEnd) {
   }
   EXPECT_EQ(lines, 3);
 
-  auto ev = run("eval --checkpoint " + ckpt + " --limit 6 --threads 1");
+  auto ev = run_cli("eval --checkpoint " + ckpt + " --limit 6 --threads 1");
   ASSERT_EQ(ev.rc, 0) << ev.out;
   auto j = nlohmann::json::parse(ev.out.substr(ev.out.find('{')));
   EXPECT_EQ(j["unit"], "bits/dim");
@@ -52,7 +52,7 @@ TEST(CliTrain, TrainEvalSampleEndToEnd) {
   EXPECT_GT(j["stderr"].get<double>(), 0.0);
 
   auto png = out + "/s.png";
-  auto sa = run("sample --checkpoint " + ckpt + " --num 4 --steps 3 --out " + png + " --threads 1");
+  auto sa = run_cli("sample --checkpoint " + ckpt + " --num 4 --steps 3 --out " + png + " --threads 1");
   ASSERT_EQ(sa.rc, 0) << sa.out;
   std::ifstream in(png, std::ios::binary);
   char magic[8] = {};
@@ -60,30 +60,30 @@ TEST(CliTrain, TrainEvalSampleEndToEnd) {
   EXPECT_EQ(std::string(magic + 1, 3), "PNG");
 
   // Resume continues from the newest checkpoint to a longer run.
-  auto re = run("train --config " + kQuick + kTiny + " --set train.steps=5 --out " + out + " --resume auto");
+  auto re = run_cli("train --config " + kQuick + kTiny + " --set train.steps=5 --out " + out + " --resume auto");
   ASSERT_EQ(re.rc, 0) << re.out;
   EXPECT_TRUE(std::filesystem::exists(out + "/ckpt-00000005.gsdiff"));
 }
 
 TEST(CliTrain, ConfigErrorsNameTheKey) {
-  auto r = run("train --config " + kQuick + " --set train.bogus=1 --out " + dir_for("err1"));
+  auto r = run_cli("train --config " + kQuick + " --set train.bogus=1 --out " + dir_for("err1"));
   EXPECT_EQ(r.rc, 1);
   EXPECT_NE(r.out.find("train.bogus"), std::string::npos) << r.out;
-  r = run("train --config " + kQuick + " --set process.name=nope --out " + dir_for("err2"));
+  r = run_cli("train --config " + kQuick + " --set process.name=nope --out " + dir_for("err2"));
   EXPECT_EQ(r.rc, 1);
   EXPECT_NE(r.out.find("nope"), std::string::npos) << r.out;
-  r = run("eval --checkpoint /nonexistent/ckpt.gsdiff");
+  r = run_cli("eval --checkpoint /nonexistent/ckpt.gsdiff");
   EXPECT_EQ(r.rc, 1);
   EXPECT_NE(r.out.find("/nonexistent/ckpt.gsdiff"), std::string::npos) << r.out;
 }
 
 TEST(CliTrain, HelpPerCommand) {
   for (std::string c : {"eval", "sample"}) {
-    auto r = run(c + " --help");
+    auto r = run_cli(c + " --help");
     EXPECT_EQ(r.rc, 0) << c;
     EXPECT_NE(r.out.find("--checkpoint"), std::string::npos) << r.out;
   }
-  auto r = run("train --help");
+  auto r = run_cli("train --help");
   EXPECT_EQ(r.rc, 0);
   EXPECT_NE(r.out.find("--resume"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("--set"), std::string::npos) << r.out;
