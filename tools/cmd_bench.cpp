@@ -228,7 +228,9 @@ int cmd_bench(int argc, char** argv) {
 
   std::vector<int64_t> shape = {batch};
   for (auto d : example_shape(model_cfg, data_cfg, args["seq-len"].as<int64_t>())) shape.push_back(d);
-  const bool discrete = process->space() == Space::Discrete;
+  // Category data (discrete processes, and Gaussian processes on token codes such as gaussian-embed):
+  // x_t from the config's process and cross-entropy on x0; real data: the eps-MSE step below.
+  const bool discrete = process->num_categories() > 0;
   auto make_x0 = [&]() {
     return discrete ? torch::randint(0, process->num_categories(), shape, gen, torch::kLong)
                     : torch::rand(shape, gen) * 2 - 1;
@@ -300,7 +302,8 @@ int cmd_bench(int argc, char** argv) {
   double flops_forward = 0;
   {
     torch::NoGradGuard ng;
-    auto x = discrete ? process->network_input(x0s[0], ts[0]) : x0s[0];
+    auto x = discrete ? process->network_input(process->sample_xt(x0s[0].cpu(), ts[0].cpu(), gen).to(device), ts[0])
+                      : x0s[0];
     for (int64_t i = 0; i < std::min<int64_t>(warmup, 1); ++i) net->forward(x, ts[0]);
     sync();
     for (int64_t i = 0; i < sample_calls; ++i) {

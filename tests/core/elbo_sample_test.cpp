@@ -33,9 +33,9 @@ MeanSe stats(const Tensor& v) {
   return {v.mean().item<double>(), v.std().item<double>() / std::sqrt(double(v.numel()))};
 }
 
-class ElboSampleTest : public Seeded {};
-
 }  // namespace
+
+class ElboSampleTest : public Seeded {};
 
 // Exact denoiser: every one-call estimate averages to -log p(x0) + prior mismatch (the closed form).
 TEST_F(ElboSampleTest, ExactDenoiserAveragesToTheClosedForm) {

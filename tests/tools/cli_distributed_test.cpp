@@ -13,18 +13,14 @@
 
 namespace {
 
+using gsdiff::testing::fresh_out_dir;
+using gsdiff::testing::kQuickstartConfig;
+
 using gsdiff::testing::Run;
 Run run_sh(const std::string& cmd_line) { return gsdiff::testing::run_shell(cmd_line); }
 
-std::string dir_for(const std::string& name) {
-  auto d = std::filesystem::temp_directory_path() / ("gsdiff_cli_dist_" + name);
-  std::filesystem::remove_all(d);
-  return d.string();
-}
-
 const std::string kLaunch2 = std::string(GSDIFF_SOURCE_DIR) + "/tools/launch.sh -n 2 -- " + GSDIFF_CLI;
-const std::string kQuick = std::string(GSDIFF_SOURCE_DIR) + "/configs/quickstart.json";
-const std::string kTiny = " --set data.batch_size=4 --set sample.num=4 --set sample.steps=2 --set train.log_every=1"
+const std::string kTinyDist = " --set data.batch_size=4 --set sample.num=4 --set sample.steps=2 --set train.log_every=1"
                           " --set train.eval_every=0 --threads 1 --dist-timeout 60";
 
 int count_lines(const std::string& path) {
@@ -38,21 +34,21 @@ int count_lines(const std::string& path) {
 }  // namespace
 
 TEST(CliDistributed, TwoRanksTrainRankZeroWritesResumeSameWorld) {
-  auto out = dir_for("train");
-  auto tr = run_sh(kLaunch2 + " train --config " + kQuick + kTiny + " --set train.steps=3 --out " + out);
+  auto out = fresh_out_dir("dist_train");
+  auto tr = run_sh(kLaunch2 + " train --config " + kQuickstartConfig + kTinyDist + " --set train.steps=3 --out " + out);
   ASSERT_EQ(tr.rc, 0) << tr.out;
   EXPECT_NE(tr.out.find("data parallel: 2 ranks (gloo)"), std::string::npos) << tr.out;
   EXPECT_TRUE(std::filesystem::exists(out + "/ckpt-00000003.gsdiff")) << tr.out;
   EXPECT_TRUE(std::filesystem::exists(out + "/samples-3.png"));
   EXPECT_EQ(count_lines(out + "/metrics.jsonl"), 3);  // one writer: rank 0
 
-  auto re = run_sh(kLaunch2 + " train --config " + kQuick + kTiny + " --set train.steps=5 --resume auto --out " + out);
+  auto re = run_sh(kLaunch2 + " train --config " + kQuickstartConfig + kTinyDist + " --set train.steps=5 --resume auto --out " + out);
   ASSERT_EQ(re.rc, 0) << re.out;
   EXPECT_TRUE(std::filesystem::exists(out + "/ckpt-00000005.gsdiff")) << re.out;
   EXPECT_EQ(count_lines(out + "/metrics.jsonl"), 5);
 
   // The loader position records the world size: resuming as one process is refused.
-  auto one = run_sh(std::string(GSDIFF_CLI) + " train --config " + kQuick + kTiny +
+  auto one = run_sh(std::string(GSDIFF_CLI) + " train --config " + kQuickstartConfig + kTinyDist +
                  " --set train.steps=6 --resume auto --out " + out);
   EXPECT_NE(one.rc, 0) << one.out;
   std::filesystem::remove_all(out);

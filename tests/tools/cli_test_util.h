@@ -4,6 +4,7 @@
 
 #include <array>
 #include <cstdio>
+#include <filesystem>
 #include <string>
 
 namespace gsdiff::testing {
@@ -30,5 +31,14 @@ inline Run run_shell(const std::string& cmd_line) {
 // Runs the gsdiff binary under test with `args`.
 inline Run run_gsdiff(const std::string& args) { return run_shell(std::string(GSDIFF_CLI) + " " + args); }
 inline Run run_cli(const std::string& args) { return run_gsdiff(args); }
+
+// A fresh (removed) path under the temp dir for one test's output.
+inline std::string fresh_out_dir(const std::string& name) {
+  auto d = std::filesystem::temp_directory_path() / ("gsdiff_cli_" + name);
+  std::filesystem::remove_all(d);
+  return d.string();
+}
+
+inline const std::string kQuickstartConfig = std::string(GSDIFF_SOURCE_DIR) + "/configs/quickstart.json";
 
 }  // namespace gsdiff::testing

@@ -12,22 +12,18 @@
 
 namespace {
 
+using gsdiff::testing::fresh_out_dir;
+using gsdiff::testing::kQuickstartConfig;
+
 using gsdiff::testing::Run;
 using gsdiff::testing::run_cli;
 
-std::string dir_for(const std::string& name) {
-  auto d = std::filesystem::temp_directory_path() / ("gsdiff_cli_" + name);
-  std::filesystem::remove_all(d);
-  return d.string();
-}
-
-const std::string kQuick = std::string(GSDIFF_SOURCE_DIR) + "/configs/quickstart.json";
-const std::string kTiny = " --set train.steps=3 --set data.batch_size=4 --set eval.limit=6 --set eval.batch_size=3"
+const std::string kTinyTrain = " --set train.steps=3 --set data.batch_size=4 --set eval.limit=6 --set eval.batch_size=3"
                           " --set sample.num=4 --set sample.steps=3 --set train.log_every=1 --threads 1 --quiet";
 
 TEST(CliTrain, TrainEvalSampleEndToEnd) {
-  auto out = dir_for("e2e");
-  auto tr = run_cli("train --config " + kQuick + kTiny + " --out " + out);
+  auto out = fresh_out_dir("e2e");
+  auto tr = run_cli("train --config " + kQuickstartConfig + kTinyTrain + " --out " + out);
   ASSERT_EQ(tr.rc, 0) << tr.out;
   auto ckpt = out + "/ckpt-00000003.gsdiff";
   ASSERT_TRUE(std::filesystem::exists(ckpt)) << tr.out;
@@ -60,16 +56,16 @@ TEST(CliTrain, TrainEvalSampleEndToEnd) {
   EXPECT_EQ(std::string(magic + 1, 3), "PNG");
 
   // Resume continues from the newest checkpoint to a longer run.
-  auto re = run_cli("train --config " + kQuick + kTiny + " --set train.steps=5 --out " + out + " --resume auto");
+  auto re = run_cli("train --config " + kQuickstartConfig + kTinyTrain + " --set train.steps=5 --out " + out + " --resume auto");
   ASSERT_EQ(re.rc, 0) << re.out;
   EXPECT_TRUE(std::filesystem::exists(out + "/ckpt-00000005.gsdiff"));
 }
 
 TEST(CliTrain, ConfigErrorsNameTheKey) {
-  auto r = run_cli("train --config " + kQuick + " --set train.bogus=1 --out " + dir_for("err1"));
+  auto r = run_cli("train --config " + kQuickstartConfig + " --set train.bogus=1 --out " + fresh_out_dir("err1"));
   EXPECT_EQ(r.rc, 1);
   EXPECT_NE(r.out.find("train.bogus"), std::string::npos) << r.out;
-  r = run_cli("train --config " + kQuick + " --set process.name=nope --out " + dir_for("err2"));
+  r = run_cli("train --config " + kQuickstartConfig + " --set process.name=nope --out " + fresh_out_dir("err2"));
   EXPECT_EQ(r.rc, 1);
   EXPECT_NE(r.out.find("nope"), std::string::npos) << r.out;
   r = run_cli("eval --checkpoint /nonexistent/ckpt.gsdiff");

@@ -29,9 +29,9 @@ ObjectiveOptions objective(const std::string& name) {
                         {"objective", {{"name", name}}}}).objective;
 }
 
-class ObjectivesTest : public Seeded {};
-
 }  // namespace
+
+class ObjectivesTest : public Seeded {};
 
 TEST_F(ObjectivesTest, ElboAndHybridCallTheNetworkOnce) {
   const std::vector<J> processes = {
