@@ -84,6 +84,7 @@ Config parse_config(const json& j) {
     t.eval_every(r.get("eval_every", t.eval_every()));
     t.max_consecutive_skips(r.get("max_consecutive_skips", t.max_consecutive_skips()));
     t.tensorboard(r.get("tensorboard", t.tensorboard()));
+    t.precision(r.choice("precision", t.precision(), {"fp32", "bf16"}));
     if (t.steps() < 0) r.fail("steps", "must be >= 0");
     if (t.accumulate() < 1) r.fail("accumulate", "must be >= 1");
     if (t.lr() <= 0) r.fail("lr", "must be > 0");
@@ -133,7 +134,7 @@ json to_json(const Config& c) {
                  {"label_dropout", t.label_dropout()}, {"log_every", t.log_every()},
                  {"checkpoint_every", t.checkpoint_every()}, {"keep_checkpoints", t.keep_checkpoints()},
                  {"sample_every", t.sample_every()}, {"eval_every", t.eval_every()},
-                 {"max_consecutive_skips", t.max_consecutive_skips()}, {"tensorboard", t.tensorboard()}}},
+                 {"max_consecutive_skips", t.max_consecutive_skips()}, {"tensorboard", t.tensorboard()}, {"precision", t.precision()}}},
       {"sample", {{"steps", s.steps()}, {"num", s.num()}, {"seed", s.seed()}, {"ema", s.ema()}}},
       {"eval", {{"limit", e.limit()}, {"batch_size", e.batch_size()}, {"exact", e.exact()},
                 {"time_samples", e.time_samples()}, {"seed", e.seed()}, {"ema", e.ema()}}},

@@ -44,6 +44,8 @@ struct TrainOptions {
   TORCH_ARG(int64_t, eval_every) = 0;           // validation bound every N steps; 0 = never
   TORCH_ARG(int64_t, max_consecutive_skips) = 20;  // non-finite loss/grad: steps skipped before erroring
   TORCH_ARG(bool, tensorboard) = true;          // rank 0 writes TensorBoard event files to <out>/tb
+  // fp32 | bf16: bf16 autocast around the forward pass and the loss (models/autocast.h), on CUDA or CPU.
+  TORCH_ARG(std::string, precision) = "fp32";
 };
 
 struct SampleOptions {

@@ -10,6 +10,7 @@
 #include "core/distributions.h"
 #include "core/registry.h"
 #include "data/factory.h"
+#include "models/autocast.h"
 #include "train/checkpoint.h"
 #include "train/distributed.h"
 #include "train/progress.h"
@@ -123,7 +124,11 @@ bool Trainer::step() {
       auto labels = batch.labels.to(env_.device);
       y = torch::where(drop.to(env_.device), torch::full_like(labels, model_->num_classes()), labels);
     }
-    auto r = objective_(*process_, denoise_fn(model_, y), x0, gen_);
+    ObjectiveResult r;
+    {
+      Bf16Autocast amp(env_.device.is_cuda(), T.precision() == "bf16");  // forward and loss only
+      r = objective_(*process_, denoise_fn(model_, y), x0, gen_);
+    }
     auto loss = r.loss.mean() / double(T.accumulate());
     if (cfg_.debug.nan_at_step() == step_ + 1) loss = loss * std::nan("");
     // Phase 3: backward (data parallel: buckets are all-reduced during the last micro-batch's backward).
@@ -151,7 +156,10 @@ bool Trainer::step() {
       throw std::runtime_error("training diverged: " + std::to_string(consecutive_skips_) +
                                " consecutive steps with a non-finite loss or gradient (last at step " +
                                std::to_string(step_) + ")");
-    if (env_.verbose && is_main()) std::cerr << "step " << step_ << ": non-finite loss/gradient, update skipped\n";
+    if (env_.verbose && is_main()) {
+      progress_clear();
+      std::cerr << "step " << step_ << ": non-finite loss/gradient, update skipped\n";
+    }
     return false;
   }
   consecutive_skips_ = 0;

@@ -1,5 +1,6 @@
 // Helpers for the models tests: tiny configs, zero-init perturbation, config loading.
 #pragma once
+#include "models/autocast.h"
 #include <ATen/autocast_mode.h>
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -49,33 +50,7 @@ inline TransformerOptions tiny_transformer() {
   return o;
 }
 
-// Enables bf16 autocast on one device type for the scope (API moved in LibTorch 2.4).
-class Bf16Autocast {
- public:
-  explicit Bf16Autocast(bool cuda) : cuda_(cuda) { set(true); }
-  ~Bf16Autocast() {
-    set(false);
-    at::autocast::clear_cache();
-  }
-
- private:
-  void set(bool on) {
-#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
-    const auto dev = cuda_ ? at::kCUDA : at::kCPU;
-    at::autocast::set_autocast_dtype(dev, at::kBFloat16);
-    at::autocast::set_autocast_enabled(dev, on);
-#else
-    if (cuda_) {
-      at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
-      at::autocast::set_enabled(on);
-    } else {
-      at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
-      at::autocast::set_cpu_enabled(on);
-    }
-#endif
-  }
-  bool cuda_;
-};
+using gsdiff::Bf16Autocast;  // models/autocast.h
 
 inline double max_abs_diff(const torch::Tensor& a, const torch::Tensor& b) {
   return (a - b).abs().max().item<double>();

@@ -85,7 +85,9 @@ TEST(ExpertSwitching, CombinedBoundIsTheSumOfEachExpertsTermsSplitAtTau) {
     auto got = terms.diffusion + terms.reconstruction;
     EXPECT_TRUE(torch::allclose(got, ref, 1e-10, 1e-12)) << "exact=" << exact;
     EXPECT_GT((got - all_high).abs().max().item<double>(), 1e-3) << "the split must matter";
-    if (!exact) EXPECT_TRUE(mixed) << "Monte-Carlo batches should mix both experts";
+    if (!exact) {
+      EXPECT_TRUE(mixed) << "Monte-Carlo batches should mix both experts";
+    }
   }
 }
 

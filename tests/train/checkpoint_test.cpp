@@ -90,11 +90,7 @@ class TrainerState : public ::testing::Test {
     return parse_config(j);
   }
   static TrainerEnv env(const std::string& dir, const std::string& resume = "") {
-    TrainerEnv e;
-    e.out_dir = dir;
-    e.resume = resume;
-    e.verbose = false;
-    return e;
+    return testing::quiet_env(dir, resume);
   }
 };
 

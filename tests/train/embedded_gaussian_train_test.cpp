@@ -68,13 +68,7 @@ TEST(EmbeddedEndToEnd, GaussianEmbedOnMarkovBoundNearEntropy) {
                  {"ema_decay", 0.0}, {"seed", 3}}},
       {"eval", {{"exact", true}, {"time_samples", 32}, {"batch_size", 500}}}};
   auto cfg = parse_config(j);
-  TrainerEnv env;
-  env.out_dir = testing::fresh_dir("e2e_embed_markov");
-  env.verbose = false;
-  Trainer t(cfg, env);
-  t.run();
-  auto ds = data::make_dataset(eval_data_config(cfg));
-  auto r = evaluate_bound(t.process(), t.model(), *ds, cfg.eval, torch::kCPU);
+  auto r = testing::train_and_score(cfg, "e2e_embed_markov");  // final training weights
   double H = chain.entropy_nats(), nats = r.mean_nats, nats_se = r.stderr_ * r.dims * std::log(2.0);
   std::cout << "gaussian-embed on toy-markov: bound " << nats << " +- " << nats_se << " nats, entropy " << H << "\n";
   EXPECT_EQ(r.dims, 8.0);  // bits per token: nats / (8 ln 2)

@@ -53,7 +53,9 @@ TEST_F(ObjectivesTest, ElboAndHybridCallTheNetworkOnce) {
       EXPECT_TRUE(torch::isfinite(r.loss).all().item<bool>()) << pc.dump() << " " << name;
       ASSERT_TRUE(r.nelbo.defined());
       // The elbo loss is the bound per dimension.
-      if (name == "elbo") EXPECT_TRUE(torch::allclose(r.loss, r.nelbo / double(x0[0].numel())));
+      if (name == "elbo") {
+        EXPECT_TRUE(torch::allclose(r.loss, r.nelbo / double(x0[0].numel())));
+      }
     }
   }
 }

@@ -131,11 +131,7 @@ class TensorBoardTrainer : public ::testing::Test {
     return parse_config(j);
   }
   static TrainerEnv env(const std::string& dir, const std::string& resume = "") {
-    TrainerEnv e;
-    e.out_dir = dir;
-    e.resume = resume;
-    e.verbose = false;
-    return e;
+    return testing::quiet_env(dir, resume);
   }
   // (tag, step) -> value over every event file of dir/tb; counts in `seen`.
   static std::map<std::pair<std::string, int64_t>, float> scalars(const std::string& dir,

@@ -33,14 +33,8 @@ TEST(ToyEndToEnd, GaussianOnGmmBoundNearEntropy) {
   register_builtins();
   testing::register_test_models();
   auto cfg = parse_config(testing::gmm_config(6000, 128));
-  TrainerEnv env;
-  env.out_dir = testing::fresh_dir("e2e_gmm");
-  env.verbose = false;
-  Trainer t(cfg, env);
-  t.run();
   double se = 0, H = gmm_entropy_mc(&se);
-  auto ds = data::make_dataset(eval_data_config(cfg));
-  auto r = evaluate_bound(t.process(), t.model(), *ds, cfg.eval, torch::kCPU);  // training weights
+  auto r = testing::train_and_score(cfg, "e2e_gmm");  // final training weights
   double nats = r.mean_nats, nats_se = r.stderr_ * r.dims * std::log(2.0);
   // A bound: not below the entropy (beyond noise); a trained model: within 0.75 nats of it.
   // A Gaussian fit would score ~3.5 nats; an ELBO missing a term or a factor misses this window.
@@ -63,13 +57,7 @@ TEST(ToyEndToEnd, AbsorbingOnMarkovBoundNearEntropy) {
                  {"ema_decay", 0.0}, {"seed", 3}}},
       {"eval", {{"exact", true}, {"time_samples", 32}, {"batch_size", 500}}}};
   auto cfg = parse_config(j);
-  TrainerEnv env;
-  env.out_dir = testing::fresh_dir("e2e_markov");
-  env.verbose = false;
-  Trainer t(cfg, env);
-  t.run();
-  auto ds = data::make_dataset(eval_data_config(cfg));
-  auto r = evaluate_bound(t.process(), t.model(), *ds, cfg.eval, torch::kCPU);
+  auto r = testing::train_and_score(cfg, "e2e_markov");  // final training weights
   double H = chain.entropy_nats(), nats = r.mean_nats, nats_se = r.stderr_ * r.dims * std::log(2.0);
   // Uniform guessing scores 8 ln 4 = 11.1 nats; the chain's entropy is far lower.
   EXPECT_GT(nats, H - 4 * nats_se) << "bound " << nats << " entropy " << H;

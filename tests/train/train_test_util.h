@@ -6,7 +6,10 @@
 #include <filesystem>
 #include <string>
 
+#include "data/factory.h"
 #include "models/denoiser.h"
+#include "train/evaluate.h"
+#include "train/trainer.h"
 
 namespace gsdiff::testing {
 
@@ -55,6 +58,24 @@ inline std::string fresh_dir(const std::string& name) {
   std::filesystem::remove_all(p);
   std::filesystem::create_directories(p);
   return p.string();
+}
+
+// A trainer environment that writes to `dir` without progress output (resume: "", "auto" or a path).
+inline TrainerEnv quiet_env(const std::string& dir, const std::string& resume = "") {
+  TrainerEnv e;
+  e.out_dir = dir;
+  e.resume = resume;
+  e.verbose = false;
+  return e;
+}
+
+// Trains `cfg` to train.steps in a fresh directory `name`, then scores its eval split on the CPU
+// with the final training weights.
+inline BoundResult train_and_score(const Config& cfg, const std::string& name) {
+  Trainer t(cfg, quiet_env(fresh_dir(name)));
+  t.run();
+  auto ds = data::make_dataset(eval_data_config(cfg));
+  return evaluate_bound(t.process(), t.model(), *ds, cfg.eval, torch::kCPU);
 }
 
 }  // namespace gsdiff::testing

@@ -23,10 +23,7 @@ class ValidateEma : public ::testing::Test {
     return parse_config(j);
   }
   static TrainerEnv env(const std::string& dir) {
-    TrainerEnv e;
-    e.out_dir = dir;
-    e.verbose = false;
-    return e;
+    return testing::quiet_env(dir);
   }
   static std::vector<torch::Tensor> params(Trainer& t) {
     std::vector<torch::Tensor> out;
