@@ -28,6 +28,10 @@ int cmd_sample(int argc, char** argv) {
       "num", "number of samples", cxxopts::value<int64_t>())(
       "seed", "sampler seed", cxxopts::value<uint64_t>())(
       "no-ema", "use the raw weights instead of the EMA")(
+      "class", "class-conditional models: the class of every sample, or -1 to cycle 0..C-1 over the samples",
+      cxxopts::value<int64_t>())(
+      "guidance", "classifier-free guidance weight w: (1 + w) cond - w uncond (Ho & Salimans 2022); needs --class",
+      cxxopts::value<double>()->default_value("0"))(
       "out", "output file (.png for images, .txt for text)", cxxopts::value<std::string>())(
       "device", "cpu or cuda", cxxopts::value<std::string>()->default_value("cpu"))(
       "threads", "intra-op threads (0 = all cores)", cxxopts::value<int>()->default_value("0"))(
@@ -67,8 +71,22 @@ int cmd_sample(int argc, char** argv) {
   req.steps = args.count("steps") ? args["steps"].as<int64_t>() : r.config.sample.steps();
   req.seed = args.count("seed") ? args["seed"].as<uint64_t>() : r.config.sample.seed();
   req.progress = true;
-  if (args["sampler"].as<std::string>() != "ancestral" || args.count("low-noise-checkpoint")) {  // issue #7 samplers
+  const bool conditional = args.count("class") > 0;
+  const double w = args["guidance"].as<double>();
+  if ((conditional || w != 0) && r.model->num_classes() == 0)
+    throw std::invalid_argument("--class / --guidance: the checkpoint's model is not class-conditional (model.num_classes = 0)");
+  if (w != 0 && !conditional) throw std::invalid_argument("--guidance needs --class (the class to guide towards)");
+  if (conditional && args.count("low-noise-checkpoint"))
+    throw std::invalid_argument("--class with --low-noise-checkpoint is not supported: guide one model at a time");
+  if (args["sampler"].as<std::string>() != "ancestral" || args.count("low-noise-checkpoint") || conditional) {  // issue #7 samplers
     DenoiseFn f = denoise_fn(r.model);
+    if (conditional) {
+      const int64_t c = args["class"].as<int64_t>(), C = r.model->num_classes();
+      if (c < -1 || c >= C)
+        throw std::invalid_argument("--class: expected -1 or 0.." + std::to_string(C - 1) + ", got " + std::to_string(c));
+      auto y = c >= 0 ? torch::full({req.num}, c, torch::kLong) : torch::arange(req.num, torch::kLong) % C;  // [N]
+      f = guided_model_fn(r.model, y.to(req.device), w, r.process->space());
+    }
     if (args.count("low-noise-checkpoint")) {
       auto low = restore_for_inference(args["low-noise-checkpoint"].as<std::string>(), !args.count("no-ema"), req.device);
       if (low.process->options_json() != r.process->options_json())
