@@ -1,4 +1,4 @@
-// `gsdiff eval` extras: the bound with any DenoiseFn (expert switching) and the PF-ODE likelihood.
+// `gsdiff eval` extras: the PF-ODE likelihood (the bound of any DenoiseFn is train/evaluate.h).
 #pragma once
 #include <torch/torch.h>
 
@@ -9,10 +9,6 @@
 #include "train/evaluate.h"
 
 namespace gsdiff::cli {
-
-// evaluate_bound with a DenoiseFn (e.g. switch_experts(high, low, tau)) instead of one model.
-BoundResult evaluate_bound_fn(const Process& p, const DenoiseFn& f, const data::Dataset& ds, const EvalOptions& opts,
-                              const torch::Device& device);
 
 // -log p(x) through the probability-flow ODE (sample/ode_likelihood.h) per example; 8-bit images are
 // uniformly dequantised (x = (v + u)/128 - 1) and charged D log 128 nats, so bits/dim bounds the discrete

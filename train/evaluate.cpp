@@ -29,35 +29,47 @@ nlohmann::json BoundResult::to_json() const {
           {"estimate", exact ? "exact" : "monte-carlo"}, {"time_samples", time_samples}};
 }
 
-BoundResult evaluate_bound(const Process& p, DenoiserNet& model, const data::Dataset& ds, const EvalOptions& opts,
-                           const torch::Device& device) {
+BoundResult score_examples(const data::Dataset& ds, const EvalOptions& opts,
+                           const std::function<torch::Tensor(const torch::Tensor& x)>& score) {
   const int64_t n = opts.limit() > 0 ? std::min(opts.limit(), ds.size()) : ds.size();
-  auto gen = make_generator(device, opts.seed());
-  bool was_training = model->is_training();
-  model->eval();
-  torch::NoGradGuard ng;
-  auto f = denoise_fn(model);
   std::vector<torch::Tensor> nats;
   BoundResult r;
   for (int64_t start = 0; start < n; start += opts.batch_size()) {
     std::vector<int64_t> idx;
     for (int64_t i = start; i < std::min(n, start + opts.batch_size()); ++i) idx.push_back(i);
     auto batch = ds.get_batch(idx, 0, 0);
-    auto x0 = to_process_space(p, batch.x).to(device);  // [b, ...]
-    r.dims = double(x0[0].numel());
-    auto terms = negative_elbo(p, f, x0, gen, ElboOptions().exact(opts.exact()).time_samples(opts.time_samples()));
-    nats.push_back(terms.total().to(torch::kCPU, torch::kFloat64));  // [b]
+    r.dims = double(batch.x[0].numel());
+    nats.push_back(score(batch.x).to(torch::kCPU, torch::kFloat64));  // [b]
   }
-  if (was_training) model->train();
   auto all = torch::cat(nats);  // [n]
   r.examples = all.size(0);
   const double to_bits = 1.0 / (r.dims * std::log(2.0));
   r.mean_nats = all.mean().item<double>();
   r.mean = r.mean_nats * to_bits;
   r.stderr_ = r.examples > 1 ? all.std().item<double>() / std::sqrt(double(r.examples)) * to_bits : 0.0;
+  r.unit = ds.name() == "text8" ? "bits/char" : "bits/dim";
+  return r;
+}
+
+BoundResult evaluate_bound_fn(const Process& p, const DenoiseFn& f, const data::Dataset& ds, const EvalOptions& opts,
+                              const torch::Device& device) {
+  auto gen = make_generator(device, opts.seed());
+  torch::NoGradGuard ng;
+  auto r = score_examples(ds, opts, [&](const torch::Tensor& x) {
+    auto x0 = to_process_space(p, x).to(device);  // [b, ...]
+    return negative_elbo(p, f, x0, gen, ElboOptions().exact(opts.exact()).time_samples(opts.time_samples())).total();
+  });
   r.exact = opts.exact();
   r.time_samples = opts.time_samples();
-  r.unit = ds.name() == "text8" ? "bits/char" : "bits/dim";
+  return r;
+}
+
+BoundResult evaluate_bound(const Process& p, DenoiserNet& model, const data::Dataset& ds, const EvalOptions& opts,
+                           const torch::Device& device) {
+  const bool was_training = model->is_training();
+  model->eval();
+  auto r = evaluate_bound_fn(p, denoise_fn(model), ds, opts, device);
+  if (was_training) model->train();
   return r;
 }
 

@@ -1,6 +1,8 @@
 // The data adapter (dataset values -> process space) and the likelihood bound over a dataset.
 #pragma once
 #include <torch/torch.h>
+
+#include <functional>
 #include <nlohmann/json.hpp>
 
 #include "core/elbo.h"
@@ -30,7 +32,16 @@ struct BoundResult {
   nlohmann::json to_json() const;
 };
 
-// Scores the first `opts.limit()` examples (all when 0), in order, with negative_elbo under no_grad.
+// Scores the first `opts.limit()` examples (all when 0), in order and in batches of opts.batch_size():
+// `score` maps a data-space batch [b, ...] to nats [b]; mean and standard error per dimension in bits.
+BoundResult score_examples(const data::Dataset& ds, const EvalOptions& opts,
+                           const std::function<torch::Tensor(const torch::Tensor& x)>& score);
+
+// The negative ELBO of any DenoiseFn (e.g. switch_experts(high, low, tau)) under no_grad, by score_examples.
+BoundResult evaluate_bound_fn(const Process& p, const DenoiseFn& f, const data::Dataset& ds, const EvalOptions& opts,
+                              const torch::Device& device);
+
+// evaluate_bound_fn with one model, in eval mode for the call.
 BoundResult evaluate_bound(const Process& p, DenoiserNet& model, const data::Dataset& ds, const EvalOptions& opts,
                            const torch::Device& device);
 
