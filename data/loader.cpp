@@ -1,4 +1,4 @@
-// Loader: pure (seed, epoch, rank, world) batch order, prefetch thread, exact resume.
+// Loader: pure (seed, epoch, rank, world) batch-interleaved order, prefetch thread, exact resume.
 #include "data/loader.h"
 
 #include <algorithm>
@@ -49,7 +49,7 @@ Loader::~Loader() { stop_worker(); }
 static void fill_cache(const Dataset& ds, const LoaderOptions& o, int64_t epoch, int64_t& cached_epoch,
                        std::vector<int64_t>& cached) {
   if (cached_epoch == epoch) return;
-  cached = rank_indices(ds.size(), o.seed, epoch, o.rank, o.world, o.shuffle, o.remainder);
+  cached = rank_indices(ds.size(), o.seed, epoch, o.rank, o.world, o.shuffle, o.remainder, o.batch_size);
   cached_epoch = epoch;
 }
 

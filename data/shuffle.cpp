@@ -42,7 +42,7 @@ Remainder parse_remainder(const std::string& s) {
 }
 
 std::vector<int64_t> rank_indices(int64_t n, uint64_t seed, int64_t epoch, int64_t rank, int64_t world, bool shuffle,
-                                  Remainder rem) {
+                                  Remainder rem, int64_t block) {
   if (world < 1 || rank < 0 || rank >= world)
     throw std::invalid_argument("loader: rank " + std::to_string(rank) + " is outside world size " +
                                 std::to_string(world));
@@ -52,6 +52,19 @@ std::vector<int64_t> rank_indices(int64_t n, uint64_t seed, int64_t epoch, int64
   } else {
     order.resize(static_cast<size_t>(n));
     std::iota(order.begin(), order.end(), int64_t(0));
+  }
+  if (block < 0) throw std::invalid_argument("loader: negative block size " + std::to_string(block));
+  if (rem == Remainder::Drop && block > 0 && world > 1) {
+    const int64_t global = world * block, full = n / global, tail = (n - full * global) / world;
+    std::vector<int64_t> out;
+    out.reserve(static_cast<size_t>(full * block + tail));
+    for (int64_t j = 0; j < full; ++j) {
+      auto first = order.begin() + j * global + rank * block;
+      out.insert(out.end(), first, first + block);
+    }
+    auto first = order.begin() + full * global + rank * tail;
+    out.insert(out.end(), first, first + tail);
+    return out;
   }
   const int64_t base = n / world, extra = n % world;
   int64_t begin, count;

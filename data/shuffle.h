@@ -21,9 +21,14 @@ std::vector<int64_t> epoch_permutation(int64_t n, uint64_t seed, int64_t epoch);
 enum class Remainder { Drop, Spread };
 Remainder parse_remainder(const std::string& s);
 
-// Rank `rank`'s examples for `epoch`: the epoch order (shuffled or 0..n-1) split into
-// contiguous blocks, one per rank. Blocks are disjoint; with Spread their union is 0..n-1.
+// Rank `rank`'s examples for `epoch` from the epoch order (shuffled or 0..n-1). Ranks are disjoint.
+// Spread, or block == 0: one contiguous block per rank; with Spread their union is 0..n-1.
+// Drop with block = the per-rank batch size b: batch-interleaved. The order is cut into global batches of
+// world * b and rank r takes the r-th b of each, so rank r's batch j is batch j * world + r of a one-process
+// run with batch b (and the union of the ranks' batch j is the one-process batch j at batch world * b). The
+// tail after the last whole global batch is split into equal contiguous blocks (less than one batch each).
+// Either way Drop skips exactly the last n % world entries of the order.
 std::vector<int64_t> rank_indices(int64_t n, uint64_t seed, int64_t epoch, int64_t rank, int64_t world, bool shuffle,
-                                  Remainder rem);
+                                  Remainder rem, int64_t block = 0);
 
 }  // namespace gsdiff::data

@@ -40,9 +40,12 @@ for ((i = 0; i < nproc_per_node; i++)); do
 done
 status=0
 for ((n = 0; n < nproc_per_node; n++)); do
-  if ! wait -n; then
-    rc=$?
-    if [[ $status -eq 0 ]]; then status=$rc; echo "launch.sh: a rank exited with status $rc; stopping the others" >&2; cleanup; fi
+  rc=0
+  wait -n || rc=$?
+  if [[ $rc -ne 0 && $status -eq 0 ]]; then
+    status=$rc
+    echo "launch.sh: a rank exited with status $rc; stopping the others" >&2
+    cleanup
   fi
 done
 exit $status

@@ -62,6 +62,12 @@ DistEnv env_from_environment() {
   return e;
 }
 
+// The message without LibTorch's C++ backtrace (c10::Error appends one to what()).
+static std::string brief(const std::exception& e) {
+  if (auto* c = dynamic_cast<const c10::Error*>(&e)) return c->what_without_backtrace();
+  return e.what();
+}
+
 struct ProcessGroup::Impl {
   DistEnv env;
   std::string backend;
@@ -73,7 +79,7 @@ struct ProcessGroup::Impl {
     std::ostringstream os;
     os << "distributed: " << what << " failed on rank " << env.rank << " of " << env.world << " (" << backend
        << ", timeout " << timeout.count() / 1000.0 << " s): a peer process exited, disconnected or is stuck: "
-       << e.what();
+       << brief(e);
     throw std::runtime_error(os.str());
   }
   void wait(const c10::intrusive_ptr<c10d::Work>& w, const char* what) const {
@@ -110,7 +116,7 @@ std::shared_ptr<ProcessGroup> ProcessGroup::create(const DistEnv& env, const Dis
   } catch (const std::exception& e) {
     std::ostringstream os;
     os << "distributed: rendezvous at " << env.master_addr << ":" << env.master_port << " failed on rank " << env.rank
-       << " of " << env.world << " (MASTER_ADDR/MASTER_PORT reachable? all ranks started?): " << e.what();
+       << " of " << env.world << " (MASTER_ADDR/MASTER_PORT reachable? all ranks started?): " << brief(e);
     throw std::runtime_error(os.str());
   }
 
@@ -137,7 +143,7 @@ std::shared_ptr<ProcessGroup> ProcessGroup::create(const DistEnv& env, const Dis
   } catch (const std::exception& e) {
     std::ostringstream os;
     os << "distributed: creating the " << backend << " process group failed on rank " << env.rank << " of "
-       << env.world << ": " << e.what();
+       << env.world << " (all ranks started? same MASTER_PORT?): " << brief(e);
     throw std::runtime_error(os.str());
   }
   return std::shared_ptr<ProcessGroup>(new ProcessGroup(std::move(impl)));

@@ -74,16 +74,9 @@ Trainer::Trainer(Config cfg, TrainerEnv env)
   std::string resume = env_.resume;
   if (resume == "auto") resume = newest_valid_checkpoint(env_.out_dir);
   if (!resume.empty()) load_checkpoint(resume);
-  if (env_.dist) {
-    // Rank 0's weights everywhere; other ranks draw their own t / noise / dropout streams (derived from
-    // seed, rank and step, so a resume with the same world size is deterministic too).
+  if (env_.dist) {  // rank 0's weights everywhere (the noise streams: seed_micro_batch)
     grad_sync_ = std::make_unique<dist::GradSync>(env_.dist, model_->parameters());
     grad_sync_->broadcast_parameters();
-    if (rank() > 0) {
-      const uint64_t s = T.seed() * 0x9E3779B97F4A7C15ull + uint64_t(rank()) * 0xBF58476D1CE4E5B9ull + uint64_t(step_);
-      gen_.set_current_seed(s);
-      torch::manual_seed(s ^ 0x94D049BB133111EBull);
-    }
   }
   if (is_main()) open_records();  // metrics.jsonl, config.json, TensorBoard, progress bar (trainer_record.cpp)
   start_wall_ = now_s();
@@ -106,6 +99,17 @@ double Trainer::lr_at(int64_t u) const {
   return lr;
 }
 
+// A micro-batch's randomness (label dropout, t, noise, network dropout) is a pure function of the seed and the
+// batch's place in the one-process order: the loader interleaves ranks by whole batches (data/shuffle.h), so
+// rank r's batch j is one-process batch j * world + r. N ranks with train.accumulate A therefore draw exactly
+// what one process with accumulate N * A draws, and train the same run up to float summation order (when an
+// epoch's batch count divides by N). A resume, at any step, needs no generator state.
+void Trainer::seed_micro_batch(const data::Batch& batch) {
+  const uint64_t key = data::mix_seed(cfg_.train.seed(), uint64_t(batch.epoch), uint64_t(batch.index * world() + rank()));
+  gen_.set_current_seed(key);
+  torch::manual_seed(key ^ 0x94D049BB133111EBull);  // dropout draws from the global generators
+}
+
 bool Trainer::step() {
   const auto& T = cfg_.train;
   const double t0 = now_s();
@@ -117,6 +121,7 @@ bool Trainer::step() {
   int64_t nelbo_n = 0;
   for (int64_t a = 0; a < T.accumulate(); ++a) {
     auto batch = loader_->next();
+    seed_micro_batch(batch);
     auto x0 = to_process_space(*process_, batch.x).to(env_.device);  // [B, ...]
     torch::Tensor y;
     if (batch.labels.defined() && model_->num_classes() > 0) {  // label dropout to the null class

@@ -101,6 +101,7 @@ class Trainer {
   void open_records();  // rank 0: metrics.jsonl, config.json, TensorBoard, the progress bar (trainer_record.cpp)
   void progress(double loss, double bits, double examples);  // one step on the progress bar, if shown
   void progress_clear();  // erases the bar line before other output
+  void seed_micro_batch(const data::Batch& batch);  // trainer.cpp: the generators from (seed, epoch, global batch)
 
   Config cfg_;
   TrainerEnv env_;

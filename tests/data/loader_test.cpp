@@ -48,11 +48,13 @@ TEST(Shuffle, PermutationIsPureAndFreshPerEpoch) {
 
 TEST(Shuffle, RanksAreDisjointAndCoverTheEpoch) {
   const int64_t n = 103, world = 4;
-  for (Remainder rem : {Remainder::Drop, Remainder::Spread}) {
+  for (auto [rem, block] : {std::pair{Remainder::Drop, int64_t(0)}, std::pair{Remainder::Drop, int64_t(6)},
+                            std::pair{Remainder::Spread, int64_t(0)}, std::pair{Remainder::Spread, int64_t(6)}}) {
+    SCOPED_TRACE(block);
     std::set<int64_t> all;
     size_t total = 0;
     for (int64_t r = 0; r < world; ++r) {
-      auto idx = rank_indices(n, 9, 2, r, world, true, rem);
+      auto idx = rank_indices(n, 9, 2, r, world, true, rem, block);
       EXPECT_EQ(int64_t(idx.size()), rem == Remainder::Drop ? 25 : (r < 3 ? 26 : 25));
       total += idx.size();
       all.insert(idx.begin(), idx.end());
@@ -68,7 +70,33 @@ TEST(Shuffle, RanksAreDisjointAndCoverTheEpoch) {
     }
   }
   EXPECT_ERROR_WITH(rank_indices(10, 0, 0, 4, 4, true, Remainder::Drop), std::invalid_argument, "rank 4");
+  EXPECT_ERROR_WITH(rank_indices(10, 0, 0, 0, 2, true, Remainder::Drop, -1), std::invalid_argument, "block");
   EXPECT_ERROR_WITH(parse_remainder("pad"), std::invalid_argument, "unknown remainder 'pad'");
+}
+
+// World-size invariance of the data order: with batch b per rank, rank r's batch j is batch j * world + r
+// of one process at batch b, and the ranks' batch j together are one process's batch j at batch world * b.
+TEST(Loader, RanksInterleaveWholeBatchesOfTheOneProcessOrder) {
+  const int64_t n = 101, b = 4, world = 3;  // 8 global batches of 12 per epoch; 5 left over
+  auto ds = range_dataset(n);
+  Loader one(ds, opts(b, 7, 0)), combined(ds, opts(world * b, 7, 0));
+  std::vector<std::unique_ptr<Loader>> ranks;
+  for (int64_t r = 0; r < world; ++r) {
+    auto o = opts(b, 7, 0);
+    o.rank = r, o.world = world;
+    ranks.push_back(std::make_unique<Loader>(ds, o));
+    EXPECT_EQ(ranks.back()->batches_per_epoch(), 8);  // the 5 left over give each rank 1, less than a batch
+  }
+  for (int64_t epoch : {0, 3})
+    for (int64_t j = 0; j < 8; ++j) {
+      std::vector<int64_t> joined;
+      for (int64_t r = 0; r < world; ++r) {
+        auto got = ids(ranks[r]->batch_at(epoch, j));
+        EXPECT_EQ(got, ids(one.batch_at(epoch, j * world + r))) << "epoch " << epoch << " rank " << r << " batch " << j;
+        joined.insert(joined.end(), got.begin(), got.end());
+      }
+      EXPECT_EQ(joined, ids(combined.batch_at(epoch, j))) << "epoch " << epoch << " batch " << j;
+    }
 }
 
 TEST(Loader, OneEpochSeesEveryExampleOnceInShuffledOrder) {

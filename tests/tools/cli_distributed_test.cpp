@@ -1,10 +1,14 @@
 // gsdiff train data parallel through tools/launch.sh (2 Gloo ranks on loopback), resume with the same world
-// size, and gsdiff bench's JSON.
+// size, the two-machine launch (two launch.sh --nnodes 2 on one host) equal to one process, and gsdiff bench's JSON.
 #include <gtest/gtest.h>
 
 #include "tools/cli_test_util.h"
 #include <nlohmann/json.hpp>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <array>
 #include <cstdio>
@@ -13,6 +17,7 @@
 
 namespace {
 
+using gsdiff::testing::bytes_of;
 using gsdiff::testing::fresh_out_dir;
 using gsdiff::testing::kQuickstartConfig;
 
@@ -22,6 +27,21 @@ Run run_sh(const std::string& cmd_line) { return gsdiff::testing::run_shell(cmd_
 const std::string kLaunch2 = std::string(GSDIFF_SOURCE_DIR) + "/tools/launch.sh -n 2 -- " + GSDIFF_CLI;
 const std::string kTinyDist = " --set data.batch_size=4 --set sample.num=4 --set sample.steps=2 --set train.log_every=1"
                           " --set train.eval_every=0 --threads 1 --dist-timeout 60";
+
+int loopback_free_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  int port = -1;
+  socklen_t len = sizeof a;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0)
+    port = ntohs(a.sin_port);
+  ::close(fd);
+  return port;
+}
+
 
 int count_lines(const std::string& path) {
   std::ifstream f(path);
@@ -51,6 +71,39 @@ TEST(CliDistributed, TwoRanksTrainRankZeroWritesResumeSameWorld) {
   auto one = run_sh(std::string(GSDIFF_CLI) + " train --config " + kQuickstartConfig + kTinyDist +
                  " --set train.steps=6 --resume auto --out " + out);
   EXPECT_NE(one.rc, 0) << one.out;
+  std::filesystem::remove_all(out);
+}
+
+// The README's two-machine command, both "machines" on this host: node 0 and node 1 each run
+// `launch.sh -n 1 --nnodes 2 --node-rank K --master-addr 127.0.0.1 --master-port P`. Ranks interleave whole
+// batches and draw their noise from the batch's place in the one-process order (train/trainer.cpp), so the
+// run equals one process with train.accumulate=2: the final sample grids (EMA weights, fixed sampling seed)
+// are byte-identical, while one process on a single rank's batches alone gives a different grid.
+TEST(CliDistributed, TwoNodeLaunchEqualsOneProcessWithAccumulation) {
+  auto out = fresh_out_dir("dist_two_node");
+  std::filesystem::create_directories(out);
+  const int port = loopback_free_port();
+  ASSERT_GT(port, 0);
+  const std::string train = std::string(" -- ") + GSDIFF_CLI + " train --config " + kQuickstartConfig + kTinyDist +
+                            " --set train.steps=3";
+  auto node = [&](int k) {
+    return std::string(GSDIFF_SOURCE_DIR) + "/tools/launch.sh -n 1 --nnodes 2 --node-rank " + std::to_string(k) +
+           " --master-addr 127.0.0.1 --master-port " + std::to_string(port) + train + " --out " + out + "/two";
+  };
+  auto two = run_sh("{ ( " + node(1) + " > " + out + "/node1.log 2>&1 ) & " + node(0) + "; s0=$?; wait $!; s1=$?; " +
+                    "cat " + out + "/node1.log; exit $((s0 | s1)); }");
+  ASSERT_EQ(two.rc, 0) << two.out;
+  EXPECT_NE(two.out.find("data parallel: 2 ranks (gloo)"), std::string::npos) << two.out;
+  auto one = run_sh(std::string(GSDIFF_CLI) + " train --config " + kQuickstartConfig + kTinyDist +
+                    " --set train.steps=3 --quiet --set train.accumulate=2 --out " + out + "/one");
+  ASSERT_EQ(one.rc, 0) << one.out;
+  auto half = run_sh(std::string(GSDIFF_CLI) + " train --config " + kQuickstartConfig + kTinyDist +
+                     " --set train.steps=3 --quiet --out " + out + "/half");
+  ASSERT_EQ(half.rc, 0) << half.out;
+  const auto grid_two = bytes_of(out + "/two/samples-3.png"), grid_one = bytes_of(out + "/one/samples-3.png");
+  ASSERT_FALSE(grid_one.empty());
+  EXPECT_TRUE(grid_two == grid_one) << "2 nodes and 1 process with accumulate 2 wrote different sample grids";
+  EXPECT_FALSE(bytes_of(out + "/half/samples-3.png") == grid_one);
   std::filesystem::remove_all(out);
 }
 

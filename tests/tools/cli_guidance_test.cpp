@@ -16,12 +16,7 @@ using gsdiff::testing::run_cli;
 const std::string kTinyGuided = " --set train.steps=20 --set data.batch_size=8 --set sample.num=4 --set sample.steps=3"
                                 " --set train.log_every=0 --threads 1 --quiet";
 
-std::string bytes_of(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using gsdiff::testing::bytes_of;
 
 }  // namespace
 

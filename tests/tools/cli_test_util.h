@@ -5,6 +5,8 @@
 #include <array>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <string>
 
 namespace gsdiff::testing {
@@ -37,6 +39,12 @@ inline std::string fresh_out_dir(const std::string& name) {
   auto d = std::filesystem::temp_directory_path() / ("gsdiff_cli_" + name);
   std::filesystem::remove_all(d);
   return d.string();
+}
+
+// A file's bytes ("" when it cannot be read).
+inline std::string bytes_of(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
 }
 
 inline const std::string kQuickstartConfig = std::string(GSDIFF_SOURCE_DIR) + "/configs/quickstart.json";

@@ -1,5 +1,6 @@
-// Data parallel over Gloo on loopback: 2 processes == 1 process with the combined batch; a dead rank
-// makes the survivor fail with a clear error instead of hanging. The test binary re-runs itself as the
+// Data parallel over Gloo on loopback: 2 processes == 1 process with the combined batch, for GradSync alone
+// and for the whole Trainer (data split, noise streams, loss scaling, clipping, AdamW, EMA, resume); a dead
+// rank makes the survivor fail with a clear error instead of hanging. The test binary re-runs itself as the
 // worker processes (DistributedWorker.Run, active only when GSDIFF_DIST_WORKER is set).
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -22,7 +23,10 @@
 #include <thread>
 #include <vector>
 
+#include "core/registry.h"
+#include "train/checkpoint.h"
 #include "train/distributed.h"
+#include "train/trainer.h"
 
 namespace fs = std::filesystem;
 using gsdiff::dist::GradSync;
@@ -157,6 +161,50 @@ std::vector<Child> run_workers(int world, const std::string& mode, const fs::pat
   return kids;
 }
 
+// The Trainer-level run: absorbing diffusion on a Markov chain, a transformer with dropout, gradient clipping
+// that binds, warmup, EMA. `batch` and `accumulate` are per process; 512 examples give 32 batches of 16, an
+// even count, so 2 ranks at batch 16 and one process at batch 16 cover the same epochs.
+gsdiff::Config trainer_config(int64_t batch, int64_t accumulate) {
+  nlohmann::json j = {
+      {"process", {{"name", "absorbing"}, {"K", 4}, {"steps", 0}}},
+      {"model", {{"type", "transformer"}, {"vocab_size", 5}, {"out_dim", 4}, {"dim", 32}, {"depth", 1},
+                 {"num_heads", 2}, {"cond_dim", 16}, {"dropout", 0.1}, {"max_len", 8}}},
+      {"data", {{"name", "toy-markov"}, {"n", 512}, {"seq_len", 8}, {"batch_size", batch}, {"prefetch", 1}}},
+      {"objective", {{"name", "elbo"}}},
+      {"train", {{"steps", 6}, {"lr", 3e-3}, {"warmup_steps", 2}, {"grad_clip", 0.05}, {"ema_decay", 0.9},
+                 {"accumulate", accumulate}, {"log_every", 0}, {"checkpoint_every", 0}, {"seed", 5},
+                 {"tensorboard", false}}}};
+  return gsdiff::parse_config(j);
+}
+
+gsdiff::TrainerEnv trainer_env(const fs::path& dir, std::shared_ptr<gsdiff::dist::ProcessGroup> pg = nullptr) {
+  gsdiff::TrainerEnv e;
+  e.out_dir = dir.string();
+  e.verbose = false;
+  e.dist = std::move(pg);
+  return e;
+}
+
+// Raw and EMA weights of the newest checkpoint in `dir`.
+std::pair<std::vector<torch::Tensor>, std::vector<torch::Tensor>> checkpoint_weights(const fs::path& dir) {
+  auto path = gsdiff::newest_valid_checkpoint(dir.string());
+  auto raw = gsdiff::restore_for_inference(path, /*use_ema=*/false, torch::kCPU);
+  auto ema = gsdiff::restore_for_inference(path, /*use_ema=*/true, torch::kCPU);
+  EXPECT_EQ(raw.step, 6);
+  EXPECT_TRUE(ema.used_ema);
+  std::vector<torch::Tensor> a, b;
+  for (auto& p : raw.model->parameters()) a.push_back(p.detach().clone());
+  for (auto& p : ema.model->parameters()) b.push_back(p.detach().clone());
+  return {a, b};
+}
+
+double max_abs_diff(const std::vector<torch::Tensor>& a, const std::vector<torch::Tensor>& b) {
+  EXPECT_EQ(a.size(), b.size());
+  double m = 0;
+  for (size_t i = 0; i < std::min(a.size(), b.size()); ++i) m = std::max(m, (a[i] - b[i]).abs().max().item<double>());
+  return m;
+}
+
 fs::path fresh_dir(const std::string& name) {
   fs::path d = fs::temp_directory_path() / ("gsdiff_dist_" + name + "_" + std::to_string(::getpid()));
   fs::remove_all(d);
@@ -177,6 +225,34 @@ TEST(DistributedWorker, Run) {
     auto pg = gsdiff::dist::init_from_env(o);
     if (!pg) throw std::runtime_error("no process group");
     int rank = pg->rank(), world = pg->world();
+    if (mode.rfind("trainer", 0) == 0) {  // trainer-a1 | trainer-a2 | trainer-resume: both ranks share one out dir
+      gsdiff::register_builtins();
+      const fs::path out = fs::path(std::getenv("GSDIFF_DIST_OUT")) / "run";
+      auto cfg = trainer_config(16, mode == "trainer-a2" ? 2 : 1);
+      if (mode == "trainer-resume") {  // 3 steps, a checkpoint, then a new trainer resumes to 6
+        gsdiff::Trainer(cfg, trainer_env(out, pg)).run(3);
+        pg->barrier();  // rank 0's checkpoint is on disk before rank 1 looks for it
+        auto env = trainer_env(out, pg);
+        env.resume = "auto";
+        gsdiff::Trainer t(cfg, env);
+        if (t.step_count() != 3) throw std::runtime_error("resumed at step " + std::to_string(t.step_count()));
+        t.run();
+        std::vector<torch::Tensor> ps;
+        for (auto& p : t.model()->parameters()) ps.push_back(p.detach().clone());
+        torch::save(ps, (out.parent_path() / ("params" + std::to_string(rank) + ".pt")).string());
+      } else {
+        gsdiff::Trainer t(cfg, trainer_env(out, pg));
+        t.run();
+        std::vector<torch::Tensor> ps;
+        for (auto& p : t.model()->parameters()) ps.push_back(p.detach().clone());
+        torch::save(ps, (out.parent_path() / ("params" + std::to_string(rank) + ".pt")).string());
+      }
+      std::fprintf(stderr, "worker ok\n");
+      std::fflush(stderr);
+      pg->barrier();
+      std::fflush(nullptr);
+      std::_Exit(0);
+    }
     torch::manual_seed(42 + rank);  // different init per rank: broadcast_parameters must fix it
     Net net;
     bool overlap = mode != "sync";
@@ -228,6 +304,46 @@ TEST_P(DistributedEquality, TwoRanksMatchOneProcessWithCombinedBatch) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Modes, DistributedEquality, ::testing::Values("overlap", "accumulate", "sync"));
+
+// The whole Trainer: 2 ranks at batch 16 (accumulate A) train the same run as one process at batch 16 with
+// accumulate 2A, i.e. the combined batch of 32 per micro-step, same examples, same t / noise / dropout draws:
+// raw weights, EMA weights and rank 1's copy agree to float summation order. A wrong reference (one process
+// on rank 0's half alone) is far outside that tolerance, so the check can fail.
+class TrainerDistributed : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(TrainerDistributed, TwoRanksTrainTheOneProcessRun) {
+  const std::string mode = GetParam();
+  gsdiff::register_builtins();
+  fs::path dir = fresh_dir(mode);
+  bool timed_out = false;
+  auto kids = run_workers(2, mode, dir, std::chrono::seconds(120), &timed_out);
+  ASSERT_FALSE(timed_out) << read_file(kids[0].err) << read_file(kids[1].err);
+  for (auto& k : kids)
+    ASSERT_TRUE(WIFEXITED(k.status) && WEXITSTATUS(k.status) == 0) << k.err << ":\n" << read_file(k.err);
+
+  const int64_t ranks_accumulate = mode == "trainer-a2" ? 2 : 1;
+  const fs::path one = dir / "one", half = dir / "half";
+  gsdiff::Trainer(trainer_config(16, 2 * ranks_accumulate), trainer_env(one)).run();
+  gsdiff::Trainer(trainer_config(16, ranks_accumulate), trainer_env(half)).run();
+
+  auto [dist_raw, dist_ema] = checkpoint_weights(dir / "run");  // rank 0's checkpoint
+  auto [one_raw, one_ema] = checkpoint_weights(one);
+  auto [half_raw, half_ema] = checkpoint_weights(half);
+  std::vector<torch::Tensor> rank1;
+  torch::load(rank1, (dir / "params1.pt").string());
+  const double tol = 2e-5;
+  const double d_raw = max_abs_diff(dist_raw, one_raw), d_ema = max_abs_diff(dist_ema, one_ema);
+  const double d_ranks = max_abs_diff(rank1, dist_raw), d_wrong = max_abs_diff(half_raw, one_raw);
+  std::cout << mode << ": max |2 ranks - 1 process| raw " << d_raw << ", EMA " << d_ema << "; rank 1 vs rank 0 "
+            << d_ranks << "; one rank's half alone vs 1 process " << d_wrong << "\n";
+  EXPECT_LT(d_raw, tol);
+  EXPECT_LT(d_ema, tol);
+  EXPECT_LT(d_ranks, tol);
+  EXPECT_GT(d_wrong, 100 * tol);
+  fs::remove_all(dir);
+}
+
+INSTANTIATE_TEST_SUITE_P(Modes, TrainerDistributed, ::testing::Values("trainer-a1", "trainer-a2", "trainer-resume"));
 
 TEST(Distributed, DeadRankMakesSurvivorFailFastWithClearError) {
   fs::path dir = fresh_dir("die");
