@@ -74,23 +74,24 @@ int64_t FlatParams::numel() const {
   return n;
 }
 
-double FlatParams::clip_grad_norm(double max_norm) {
+torch::Tensor FlatParams::grad_norm() const {
   torch::NoGradGuard ng;
-  if (groups_.empty()) return 0.0;
+  if (groups_.empty()) return torch::zeros({}, torch::kFloat64);
   // One norm per group (torch: one per tensor, then the norm of those norms: equal up to rounding).
-  torch::Tensor total;
-  if (groups_.size() == 1) {
-    total = groups_[0].grad.norm();  // [] in the gradients' dtype
-  } else {
-    std::vector<torch::Tensor> norms;
-    for (const auto& g : groups_) norms.push_back(g.grad.norm().to(torch::kCPU, torch::kFloat64));
-    total = torch::stack(norms).norm();
-  }
-  const double norm = total.item<double>();  // the one host sync of the step
+  if (groups_.size() == 1) return groups_[0].grad.norm();  // [] in the gradients' dtype, on their device
+  std::vector<torch::Tensor> norms;
+  for (const auto& g : groups_) norms.push_back(g.grad.norm().to(torch::kCPU, torch::kFloat64));
+  return torch::stack(norms).norm();
+}
+
+void FlatParams::clip_to(double norm, double max_norm) {
+  torch::NoGradGuard ng;
+  if (groups_.empty()) return;
   // clip_grad_norm_'s coefficient clamp(max_norm / (norm + 1e-6), max = 1), evaluated in the norm's dtype
   // as torch does; scaling by 1 is skipped (exact), NaN propagates into the gradients as in torch.
+  const bool in_float = groups_.size() == 1 && groups_[0].grad.scalar_type() != torch::kFloat64;
   double coef;
-  if (total.scalar_type() == torch::kFloat64) {
+  if (!in_float) {
     coef = max_norm / (norm + 1e-6);
   } else {
     const float n = static_cast<float>(norm);
@@ -98,6 +99,12 @@ double FlatParams::clip_grad_norm(double max_norm) {
   }
   if (!(coef >= 1.0))
     for (auto& g : groups_) g.grad.mul_(coef);
+}
+
+double FlatParams::clip_grad_norm(double max_norm) {
+  if (groups_.empty()) return 0.0;
+  const double norm = grad_norm().item<double>();  // a host sync
+  clip_to(norm, max_norm);
   return norm;
 }
 

@@ -38,6 +38,9 @@ class FlatParams {
   // max_norm / (norm + 1e-6) (in the gradients' dtype) is below 1 the gradients are scaled by it.
   // Returns the norm before clipping (non-finite when a gradient is). max_norm = inf never clips.
   double clip_grad_norm(double max_norm);
+  // The two halves, for callers that fetch the norm with other values in one host sync (the trainer):
+  torch::Tensor grad_norm() const;             // [] on the gradients' device; no sync
+  void clip_to(double norm, double max_norm);  // scales as clip_grad_norm would for this norm
 
   const std::vector<torch::Tensor>& params() const { return params_; }
   std::vector<Group>& groups() { return groups_; }

@@ -116,8 +116,10 @@ bool Trainer::step() {
   model_->train();
   flat_->zero_grad();
 
-  // Phase 1+2: batches and loss, accumulated over micro-batches.
-  double loss_sum = 0, nelbo_bits = 0, examples = 0;
+  // Phase 1+2: batches and loss, accumulated over micro-batches (sums stay on the device: no host sync).
+  const auto f64 = torch::TensorOptions().dtype(torch::kFloat64).device(env_.device);
+  torch::Tensor loss_acc = torch::zeros({}, f64), nelbo_acc = torch::zeros({}, f64);  // [] [] float64
+  double examples = 0;
   int64_t nelbo_n = 0;
   for (int64_t a = 0; a < T.accumulate(); ++a) {
     auto batch = loader_->next();
@@ -139,10 +141,10 @@ bool Trainer::step() {
     // Phase 3: backward (data parallel: buckets are all-reduced during the last micro-batch's backward).
     if (grad_sync_) grad_sync_->set_enabled(a + 1 == T.accumulate());
     loss.backward();
-    loss_sum += loss.item<double>();
+    loss_acc += loss.detach().to(torch::kFloat64);
     examples += double(x0.size(0));
     if (r.nelbo.defined()) {
-      nelbo_bits += (r.nelbo.sum().item<double>()) / (double(x0[0].numel()) * std::log(2.0));
+      nelbo_acc += r.nelbo.detach().sum().to(torch::kFloat64) / (double(x0[0].numel()) * std::log(2.0));
       nelbo_n += x0.size(0);
     }
   }
@@ -150,8 +152,10 @@ bool Trainer::step() {
   // Phase 4: average gradients across ranks, then clip and check; a non-finite loss or gradient norm skips
   // the update entirely (a NaN on any rank reaches every rank through the average, so all skip together).
   if (grad_sync_) grad_sync_->finish();
-  double max_norm = T.grad_clip() > 0 ? T.grad_clip() : std::numeric_limits<double>::infinity();
-  double grad_norm = flat_->clip_grad_norm(max_norm);  // as clip_grad_norm_, one norm over the flat gradient
+  const double max_norm = T.grad_clip() > 0 ? T.grad_clip() : std::numeric_limits<double>::infinity();
+  auto host = torch::stack({loss_acc, nelbo_acc, flat_->grad_norm().to(f64)}).to(torch::kCPU);  // the step's one sync
+  const double loss_sum = host[0].item<double>(), nelbo_bits = host[1].item<double>(), grad_norm = host[2].item<double>();
+  flat_->clip_to(grad_norm, max_norm);  // as clip_grad_norm_, one norm over the flat gradient
   ++step_;
   losses_.push_back(loss_sum);
   if (!std::isfinite(loss_sum) || !std::isfinite(grad_norm)) {
