@@ -176,10 +176,23 @@ void Loader::set_position(const LoaderPosition& p) {
   if (p.seed != opt_.seed)
     throw std::runtime_error("loader: saved position has seed " + std::to_string(p.seed) + " but the loader seed is " +
                              std::to_string(opt_.seed));
-  if (p.world != opt_.world)
-    throw std::runtime_error("loader: saved position has world size " + std::to_string(p.world) +
-                             " but the loader runs with " + std::to_string(opt_.world));
-  set_position(p.epoch, p.batch);
+  if (p.world == opt_.world) return set_position(p.epoch, p.batch);
+  // Another world size: ranks move in step, so p.world ranks at batch j have consumed one-process batches
+  // 0 .. j * p.world - 1 of the epoch (the split interleaves whole batches, shuffle.h). This world continues
+  // from there when that count divides by its size.
+  if (p.world < 1 || p.batch < 0)
+    throw std::runtime_error("loader: saved position has world size " + std::to_string(p.world) + " and batch " +
+                             std::to_string(p.batch));
+  const int64_t consumed = p.batch * p.world;
+  if (opt_.remainder != Remainder::Drop || consumed % opt_.world != 0)
+    throw std::runtime_error("loader: saved position (epoch " + std::to_string(p.epoch) + ", batch " +
+                             std::to_string(p.batch) + " of world size " + std::to_string(p.world) + ") is " +
+                             std::to_string(consumed) + " batches into the epoch, which " +
+                             std::to_string(opt_.world) + " ranks cannot continue exactly; resume with a world size "
+                             "that divides " + std::to_string(consumed));
+  const int64_t b = consumed / opt_.world;
+  if (b == batches_per_epoch_) return set_position(p.epoch + 1, 0);
+  set_position(p.epoch, b);
 }
 
 }  // namespace gsdiff::data

@@ -27,7 +27,8 @@ struct LoaderOptions {
 };
 
 // Where the loader stands: the next batch it returns is batch `batch` of epoch `epoch`.
-// seed and world are recorded so a restore into a differently configured loader fails loudly.
+// seed and world are recorded: a restore with another seed fails loudly, one with another world size maps the
+// position onto the one-process order (set_position).
 struct LoaderPosition {
   int64_t epoch = 0, batch = 0;
   uint64_t seed = 0;
@@ -48,7 +49,9 @@ class Loader {
 
   Batch next();                            // the batch at position(), then advances (epochs roll over)
   LoaderPosition position() const;         // position of the batch next() returns
-  void set_position(const LoaderPosition& p);  // for --resume; throws on seed/world mismatch
+  // For --resume; throws on a seed mismatch. A position saved by another world size continues the same
+  // one-process order when the batches consumed so far (batch x saved world) divide by this world size.
+  void set_position(const LoaderPosition& p);
   void set_position(int64_t epoch, int64_t batch);
 
   // Pure: the batch at (epoch, b) for this rank, on the CPU, independent of the loader's state.

@@ -80,8 +80,25 @@ void Trainer::load_checkpoint(const std::string& path) {
   ar.read("rng_torch_cpu", rng);
   at::Generator global = at::detail::getDefaultCPUGenerator();  // shares the global generator
   global.set_state(rng);
-  loader_->set_position(data::LoaderPosition::from_json(nlohmann::json::parse(read_string(ar, "loader"))));
-  if (env_.verbose) std::cerr << "resumed from " << path << " at step " << step_ << "\n";
+  const auto pos = data::LoaderPosition::from_json(nlohmann::json::parse(read_string(ar, "loader")));
+  try {
+    loader_->set_position(pos);  // another world size continues the one-process order where it can
+  } catch (const std::exception& e) {
+    throw CheckpointError("checkpoint '" + path + "': " + e.what());
+  }
+  if (env_.verbose && is_main()) {
+    std::cerr << "resumed from " << path << " at step " << step_ << "\n";
+    if (pos.world != world()) {
+      int64_t saved_acc = 1;
+      if (saved.contains("train") && saved["train"].contains("accumulate") && saved["train"]["accumulate"].is_number_integer())
+        saved_acc = saved["train"]["accumulate"].get<int64_t>();
+      const bool same = pos.world * saved_acc == world() * cfg_.train.accumulate();
+      std::cerr << "the run was saved by " << pos.world << " rank(s) x accumulate " << saved_acc << " and goes on as "
+                << world() << " x " << cfg_.train.accumulate()
+                << (same ? ": the same global batch and run" : ": the global batch changes (set train.accumulate to keep it)")
+                << "\n";
+    }
+  }
 }
 
 // A model (with EMA weights if asked and present) and process restored from a checkpoint.

@@ -99,6 +99,33 @@ TEST(Loader, RanksInterleaveWholeBatchesOfTheOneProcessOrder) {
     }
 }
 
+// A checkpoint of N ranks resumes with N' ranks on the same one-process order: N ranks at batch j have
+// consumed one-process batches 0 .. jN - 1, so rank r' continues with one-process batch jN + r'.
+TEST(Loader, PositionFromAnotherWorldSizeContinuesTheOneProcessOrder) {
+  auto ds = range_dataset(52);  // one process at batch 4: 13 batches per epoch; 2 ranks: 6; 3 ranks: 4
+  Loader one(ds, opts(4, 3, 0));
+  auto rank_of = [&](int64_t r, int64_t world) {
+    auto o = opts(4, 3, 0);
+    o.rank = r, o.world = world;
+    return std::make_unique<Loader>(ds, o);
+  };
+  const LoaderPosition saved{1, 3, 3, 2};  // 2 ranks at batch 3 of epoch 1: 6 batches consumed
+  for (int64_t world : {1, 2, 3, 6}) {
+    for (int64_t r = 0; r < world; ++r) {
+      auto l = rank_of(r, world);
+      l->set_position(saved);
+      EXPECT_EQ(ids(l->next()), ids(one.batch_at(1, 6 + r))) << "world " << world << " rank " << r;
+    }
+  }
+  auto l4 = rank_of(0, 4);
+  EXPECT_ERROR_WITH(l4->set_position(saved), std::runtime_error, "6 batches into the epoch");
+  // One process at batch 12 of 13 has consumed 12: exactly the 2 ranks' whole epoch, so they start the next.
+  auto l2 = rank_of(1, 2);
+  l2->set_position(LoaderPosition{0, 12, 3, 1});
+  EXPECT_EQ(l2->position(), (LoaderPosition{1, 0, 3, 2}));
+  EXPECT_EQ(ids(l2->next()), ids(one.batch_at(1, 1)));
+}
+
 TEST(Loader, OneEpochSeesEveryExampleOnceInShuffledOrder) {
   Loader l(range_dataset(40), opts(8, 5));
   EXPECT_EQ(l.batches_per_epoch(), 5);
@@ -183,8 +210,11 @@ TEST(Loader, PositionErrors) {
   Loader l(range_dataset(20), opts(5, 1));
   LoaderPosition p{1, 2, 99, 1};
   EXPECT_ERROR_WITH(l.set_position(p), std::runtime_error, "seed 99", "loader seed is 1");
-  p = {1, 2, 1, 2};
-  EXPECT_ERROR_WITH(l.set_position(p), std::runtime_error, "world size 2");
+  auto o3 = opts(5, 1);
+  o3.rank = 1, o3.world = 3;
+  Loader l3(range_dataset(60), o3);
+  p = {1, 1, 1, 2};  // 2 ranks at batch 1: 2 batches into the epoch, not a multiple of 3
+  EXPECT_ERROR_WITH(l3.set_position(p), std::runtime_error, "world size 2", "3 ranks cannot continue exactly");
   EXPECT_ERROR_WITH(l.set_position(0, 4), std::out_of_range, "batch 4");
   EXPECT_ERROR_WITH(LoaderPosition::from_json({{"epoch", 1}}), std::runtime_error, "'batch'");
   EXPECT_ERROR_WITH(Loader(range_dataset(3), opts(4, 0)), std::runtime_error, "range has 3 examples",

@@ -1,5 +1,5 @@
-// gsdiff train data parallel through tools/launch.sh (2 Gloo ranks on loopback), resume with the same world
-// size, the two-machine launch (two launch.sh --nnodes 2 on one host) equal to one process, and gsdiff bench's JSON.
+// gsdiff train data parallel through tools/launch.sh (2 Gloo ranks on loopback), resume with the same or
+// another world size, the two-machine launch (two launch.sh --nnodes 2 on one host) equal to one process, and gsdiff bench's JSON.
 #include <gtest/gtest.h>
 
 #include "tools/cli_test_util.h"
@@ -53,7 +53,7 @@ int count_lines(const std::string& path) {
 
 }  // namespace
 
-TEST(CliDistributed, TwoRanksTrainRankZeroWritesResumeSameWorld) {
+TEST(CliDistributed, TwoRanksTrainRankZeroWritesResumeAnyDividingWorld) {
   auto out = fresh_out_dir("dist_train");
   auto tr = run_sh(kLaunch2 + " train --config " + kQuickstartConfig + kTinyDist + " --set train.steps=3 --out " + out);
   ASSERT_EQ(tr.rc, 0) << tr.out;
@@ -67,10 +67,26 @@ TEST(CliDistributed, TwoRanksTrainRankZeroWritesResumeSameWorld) {
   EXPECT_TRUE(std::filesystem::exists(out + "/ckpt-00000005.gsdiff")) << re.out;
   EXPECT_EQ(count_lines(out + "/metrics.jsonl"), 5);
 
-  // The loader position records the world size: resuming as one process is refused.
+  // 3 ranks cannot continue 10 batches into the one-process order exactly: refused, naming the checkpoint.
+  auto three = run_sh(std::string(GSDIFF_SOURCE_DIR) + "/tools/launch.sh -n 3 -- " + GSDIFF_CLI + " train --config " +
+                      kQuickstartConfig + kTinyDist + " --set train.steps=6 --resume auto --out " + out);
+  EXPECT_NE(three.rc, 0) << three.out;
+  EXPECT_NE(three.out.find("ckpt-00000005.gsdiff"), std::string::npos) << three.out;
+  EXPECT_NE(three.out.find("3 ranks cannot continue exactly"), std::string::npos) << three.out;
+
+  // One process with accumulate 2 continues the same run: its step-6 sample grid is byte-identical to that of
+  // one process trained with accumulate 2 from the start.
   auto one = run_sh(std::string(GSDIFF_CLI) + " train --config " + kQuickstartConfig + kTinyDist +
-                 " --set train.steps=6 --resume auto --out " + out);
-  EXPECT_NE(one.rc, 0) << one.out;
+                    " --set train.steps=6 --set train.accumulate=2 --resume auto --out " + out);
+  ASSERT_EQ(one.rc, 0) << one.out;
+  EXPECT_NE(one.out.find("saved by 2 rank(s) x accumulate 1 and goes on as 1 x 2: the same global batch"),
+            std::string::npos) << one.out;
+  auto ref = run_sh(std::string(GSDIFF_CLI) + " train --config " + kQuickstartConfig + kTinyDist +
+                    " --set train.steps=6 --set train.accumulate=2 --quiet --out " + out + "/ref");
+  ASSERT_EQ(ref.rc, 0) << ref.out;
+  const auto grid = bytes_of(out + "/samples-6.png");
+  ASSERT_FALSE(grid.empty());
+  EXPECT_TRUE(grid == bytes_of(out + "/ref/samples-6.png")) << "the resumed run differs from the uninterrupted one";
   std::filesystem::remove_all(out);
 }
 
