@@ -23,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "core/distributions.h"
 #include "core/process.h"
 #include "core/registry.h"
 #include "models/denoiser.h"
@@ -30,9 +31,9 @@
 #include "train/flat_params.h"
 #include "train/fused_adamw.h"
 
-#ifndef GSDIFF_GIT_COMMIT
-#define GSDIFF_GIT_COMMIT "unknown"
-#endif
+namespace gsdiff {
+const char* git_commit();  // tools/CMakeLists.txt generates it at build time
+}  // namespace gsdiff
 
 namespace gsdiff::cli {
 
@@ -203,7 +204,8 @@ int cmd_bench(int argc, char** argv) {
   int64_t sample_calls = args["sample-calls"].as<int64_t>();
   if (sample_calls < 0) sample_calls = steps;
   torch::manual_seed(args["seed"].as<uint64_t>());
-  auto gen = torch::make_generator<torch::CPUGeneratorImpl>(args["seed"].as<uint64_t>());
+  auto gen = torch::make_generator<torch::CPUGeneratorImpl>(args["seed"].as<uint64_t>());  // the batches, up front
+  auto step_gen = make_generator(device, args["seed"].as<uint64_t>() + 1);  // x_t inside the step, on the device
 
   register_builtins();
   auto process = make_process(process_cfg);
@@ -260,11 +262,11 @@ int cmd_bench(int argc, char** argv) {
     else torch_opt->zero_grad();
     torch::Tensor loss;
     if (discrete) {
-      auto xt = process->sample_xt(x0.cpu(), t.cpu(), gen).to(device);
+      auto xt = process->sample_xt(x0, t, step_gen);
       auto out = net->forward(process->network_input(xt, t), t);
       loss = torch::nn::functional::cross_entropy(out.reshape({-1, out.size(-1)}), x0.reshape({-1}));
     } else {
-      auto noise = torch::randn(x0.sizes(), gen).to(device);
+      auto noise = at::randn(x0.sizes(), step_gen, x0.options());
       auto a = torch::cos(t * (M_PI / 2)).view({-1, 1, 1, 1});
       auto xt = a * x0 + torch::sqrt(1 - a * a) * noise;
       auto out = net->forward(process->network_input(xt, t), t);
@@ -302,7 +304,7 @@ int cmd_bench(int argc, char** argv) {
   double flops_forward = 0;
   {
     torch::NoGradGuard ng;
-    auto x = discrete ? process->network_input(process->sample_xt(x0s[0].cpu(), ts[0].cpu(), gen).to(device), ts[0])
+    auto x = discrete ? process->network_input(process->sample_xt(x0s[0], ts[0], step_gen), ts[0])
                       : x0s[0];
     for (int64_t i = 0; i < std::min<int64_t>(warmup, 1); ++i) net->forward(x, ts[0]);
     sync();
@@ -327,7 +329,7 @@ int cmd_bench(int argc, char** argv) {
   r["device"] = device.str();
   r["threads"] = torch::get_num_threads();
   r["libtorch"] = TORCH_VERSION;
-  r["commit"] = GSDIFF_GIT_COMMIT;
+  r["commit"] = git_commit();  // generated at build time (cmake/write_commit.cmake)
   r["allocator"] = std::getenv("GSDIFF_MALLOC") && !std::strcmp(std::getenv("GSDIFF_MALLOC"), "default") ? "default" : "tuned";
   if (const char* pre = std::getenv("LD_PRELOAD")) r["ld_preload"] = pre;
   r["model"] = model_cfg.value("type", "");
