@@ -1,10 +1,13 @@
 // c10d process group from the launcher's environment and bucketed, backward-overlapped gradient averaging.
 #include "train/distributed.h"
 
+#include "train/flat_params.h"
+
 #include <torch/version.h>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#include <torch/csrc/autograd/utils/lambda_post_hook.h>
 #if defined(GSDIFF_WITH_NCCL)
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
@@ -237,6 +240,12 @@ struct GradSync::State {
   std::vector<bool> filled;
   std::vector<Bucket> buckets;
   std::vector<unsigned> hook_ids;
+  // In-place mode (the FlatParams constructor): buckets are ranges of the flat gradient buffers, readiness
+  // comes from post-hooks on the parameters' gradient accumulators, nothing is copied.
+  bool in_place = false;
+  const FlatParams* flat = nullptr;
+  std::vector<std::shared_ptr<torch::autograd::Node>> accumulators;
+  std::vector<uintptr_t> post_keys;
   std::mutex mu;
   bool enabled = true;
   int64_t next_launch = 0;  // buckets are launched in index order on every rank
@@ -247,8 +256,14 @@ struct GradSync::State {
     const Slot& s = slots[i];
     return buckets[s.bucket].flat.narrow(0, s.offset, s.numel).view(params[i].sizes());
   }
-  // Fills slot i with (accumulated grad so far + new grad) / world.
+  // Fills slot i with (accumulated grad so far + new grad) / world. In place: the gradient already sits in
+  // its bucket (the accumulator ran), so only its readiness is recorded.
   void fill(int64_t i, const torch::Tensor& incoming) {
+    if (in_place) {
+      filled[i] = true;
+      ++buckets[s_bucket(i)].ready;
+      return;
+    }
     torch::NoGradGuard ng;
     torch::Tensor v = slot_view(i);
     const torch::Tensor& acc = params[i].grad();
@@ -337,6 +352,69 @@ GradSync::GradSync(std::shared_ptr<ProcessGroup> pg, std::vector<torch::Tensor> 
   }
 }
 
+// Parameter i's offset in its FlatParams group buffer.
+static int64_t flat_offset(const FlatParams& flat, int64_t i) {
+  for (const auto& g : flat.groups())
+    for (size_t k = 0; k < g.index.size(); ++k)
+      if (g.index[k] == i) return g.offset[k];
+  TORCH_CHECK(false, "GradSync: parameter ", i, " is in no flat group");
+}
+
+GradSync::GradSync(std::shared_ptr<ProcessGroup> pg, FlatParams& flat, int64_t bucket_bytes, bool overlap)
+    : st_(std::make_shared<State>()) {
+  TORCH_CHECK(pg, "GradSync: null process group");
+  TORCH_CHECK(flat.aliased(), "GradSync: the parameters no longer alias the flat buffers; call FlatParams::rebind()");
+  State& s = *st_;
+  s.pg = std::move(pg);
+  s.inv_world = 1.0 / s.pg->world();
+  s.in_place = true;
+  s.flat = &flat;
+  s.params = flat.params();
+  const int64_t n = static_cast<int64_t>(s.params.size());
+  s.slots.resize(n);
+  s.filled.assign(n, false);
+  // Per group, members in reverse layout order (last layers first) packed into contiguous ranges of the
+  // group's gradient buffer of at most bucket_bytes (a bigger parameter gets its own).
+  for (const auto& g : flat.groups()) {
+    const int64_t item = static_cast<int64_t>(g.grad.element_size());
+    int64_t k = static_cast<int64_t>(g.index.size()) - 1;
+    while (k >= 0) {
+      const int64_t end = g.offset[k] + s.params[g.index[k]].numel();
+      State::Bucket b;
+      int64_t begin = g.offset[k];
+      for (; k >= 0; --k) {
+        const int64_t lo = g.offset[k];
+        if (!b.params.empty() && (end - lo) * item > bucket_bytes) break;
+        b.params.push_back(g.index[k]);
+        begin = lo;
+      }
+      b.flat = g.grad.narrow(0, begin, end - begin);  // a view: the all-reduce writes the gradients
+      for (int64_t i : b.params)
+        s.slots[i] = {static_cast<int64_t>(s.buckets.size()), flat_offset(flat, i) - begin, s.params[i].numel()};
+      s.buckets.push_back(std::move(b));
+    }
+  }
+  if (overlap) {
+    std::weak_ptr<State> weak = st_;
+    for (int64_t i = 0; i < n; ++i) {
+      auto acc = torch::autograd::impl::grad_accumulator(s.params[i]);
+      TORCH_CHECK(acc, "GradSync: parameter ", i, " has no gradient accumulator");
+      using VL = std::vector<torch::autograd::Variable>;
+      s.post_keys.push_back(acc->add_post_hook(std::make_unique<torch::autograd::utils::LambdaPostHook>(
+          [weak, i](const VL& outputs, const VL&) -> VL {
+            auto st = weak.lock();
+            if (!st) return outputs;
+            std::lock_guard<std::mutex> lk(st->mu);
+            if (!st->enabled || st->filled[i]) return outputs;
+            st->fill(i, torch::Tensor());
+            st->launch_ready(/*in_backward=*/true);
+            return outputs;
+          })));
+      s.accumulators.push_back(std::move(acc));  // keeps the accumulator (and its hook) alive
+    }
+  }
+}
+
 GradSync::~GradSync() {
   for (size_t i = 0; i < st_->hook_ids.size(); ++i) {
     try {
@@ -344,10 +422,18 @@ GradSync::~GradSync() {
     } catch (...) {
     }
   }
+  for (size_t i = 0; i < st_->post_keys.size(); ++i) st_->accumulators[i]->del_post_hook(st_->post_keys[i]);
 }
 
 void GradSync::broadcast_parameters() {
   torch::NoGradGuard ng;
+  if (st_->in_place) {  // one collective per flat buffer, written in place
+    for (const auto& g : st_->flat->groups()) {
+      std::vector<torch::Tensor> data{g.data};
+      st_->pg->broadcast(data, 0);
+    }
+    return;
+  }
   for (auto& b : st_->buckets) {
     std::vector<torch::Tensor> parts;
     for (int64_t i : b.params) parts.push_back(st_->params[i].detach().reshape({-1}));
@@ -391,6 +477,11 @@ void GradSync::finish() {
   std::fill(s.filled.begin(), s.filled.end(), false);
   if (err) std::rethrow_exception(err);
   torch::NoGradGuard ng;
+  if (s.in_place) {  // the sums are the gradients already: scale to the mean
+    TORCH_CHECK(s.flat->aliased(), "GradSync: a gradient no longer aliases the flat buffer; call FlatParams::rebind()");
+    for (auto& b : s.buckets) b.flat.mul_(s.inv_world);
+    return;
+  }
   for (int64_t i = 0; i < n; ++i) {
     torch::Tensor v = s.slot_view(i);
     torch::Tensor& g = s.params[i].mutable_grad();

@@ -10,7 +10,8 @@
 // backward goes on. Buckets are launched strictly in index order so every rank issues the same
 // collective sequence. finish() launches what the hooks did not (parameters unused this step, or
 // overlap off), waits, and writes the averaged gradients into param.grad(). Call it after the last
-// backward of an optimizer step and before gradient clipping.
+// backward of an optimizer step and before gradient clipping. For parameters in flat buffers (the trainer)
+// the in-place constructor skips both copies: buckets are ranges of the flat gradient buffer itself.
 #pragma once
 #include <torch/torch.h>
 
@@ -19,6 +20,10 @@
 #include <memory>
 #include <string>
 #include <vector>
+
+namespace gsdiff {
+class FlatParams;
+}
 
 namespace gsdiff::dist {
 
@@ -83,6 +88,13 @@ class GradSync {
   // overlap: register hooks so buckets are all-reduced during backward; false = all in finish().
   GradSync(std::shared_ptr<ProcessGroup> pg, std::vector<torch::Tensor> params,
            int64_t bucket_bytes = kDefaultBucketBytes, bool overlap = true);
+  // In place, for parameters held in flat buffers (train/flat_params.h; what the trainer uses): a bucket is a
+  // contiguous range of a flat gradient buffer, a post-hook on each parameter's gradient accumulator marks it
+  // ready once backward has accumulated into it, the all-reduce runs on the gradients themselves and finish()
+  // scales them by 1 / world. No bucket copies, no copy back, no second gradient-sized buffer. The gradients
+  // must stay views of the buffers (finish() checks; FlatParams::rebind() restores them).
+  GradSync(std::shared_ptr<ProcessGroup> pg, FlatParams& flat, int64_t bucket_bytes = kDefaultBucketBytes,
+           bool overlap = true);
   ~GradSync();
   GradSync(const GradSync&) = delete;
   GradSync& operator=(const GradSync&) = delete;

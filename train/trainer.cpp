@@ -75,7 +75,7 @@ Trainer::Trainer(Config cfg, TrainerEnv env)
   if (resume == "auto") resume = newest_valid_checkpoint(env_.out_dir);
   if (!resume.empty()) load_checkpoint(resume);
   if (env_.dist) {  // rank 0's weights everywhere (the noise streams: seed_micro_batch)
-    grad_sync_ = std::make_unique<dist::GradSync>(env_.dist, model_->parameters());
+    grad_sync_ = std::make_unique<dist::GradSync>(env_.dist, *flat_);  // in place on the flat gradients
     grad_sync_->broadcast_parameters();
   }
   if (is_main()) open_records();  // metrics.jsonl, config.json, TensorBoard, progress bar (trainer_record.cpp)

@@ -26,6 +26,7 @@
 #include "core/registry.h"
 #include "train/checkpoint.h"
 #include "train/distributed.h"
+#include "train/flat_params.h"
 #include "train/trainer.h"
 
 namespace fs = std::filesystem;
@@ -57,13 +58,16 @@ std::pair<torch::Tensor, torch::Tensor> data_for_step(int step) {
 
 // k SGD(momentum) steps on examples [lo, hi) of each step's global batch, in `accumulate` micro-batches,
 // each loss scaled so that the accumulated gradient is the mean over [lo, hi).
-void train(Net& net, int64_t lo, int64_t hi, int accumulate, GradSync* sync, int die_rank_at_step = -1, int rank = 0) {
+// With `flat`, the parameters live in flat buffers (GradSync's in-place mode) and are zeroed through them.
+void train(Net& net, int64_t lo, int64_t hi, int accumulate, GradSync* sync, int die_rank_at_step = -1, int rank = 0,
+           gsdiff::FlatParams* flat = nullptr) {
   torch::optim::SGD opt(net.parameters(), torch::optim::SGDOptions(0.1).momentum(0.9));
   const int64_t n = hi - lo, micro = n / accumulate;
   for (int s = 0; s < kSteps; ++s) {
     if (s == die_rank_at_step) std::_Exit(3);  // a crashed rank: no cleanup, sockets closed by the kernel
     auto [x, y] = data_for_step(s);
-    opt.zero_grad();
+    if (flat) flat->zero_grad();
+    else opt.zero_grad();
     for (int m = 0; m < accumulate; ++m) {
       if (sync) sync->set_enabled(m == accumulate - 1);
       auto xs = x.narrow(0, lo + m * micro, micro), ys = y.narrow(0, lo + m * micro, micro);
@@ -255,17 +259,26 @@ TEST(DistributedWorker, Run) {
     }
     torch::manual_seed(42 + rank);  // different init per rank: broadcast_parameters must fix it
     Net net;
-    bool overlap = mode != "sync";
-    int accumulate = mode == "accumulate" ? 2 : 1;
-    GradSync sync(pg, net.parameters(), /*bucket_bytes=*/256, overlap);
-    sync.broadcast_parameters();
+    bool overlap = mode.find("sync") == std::string::npos;
+    int accumulate = mode == "accumulate" || mode == "flat-accumulate" ? 2 : 1;
+    std::unique_ptr<gsdiff::FlatParams> flat;
+    std::unique_ptr<GradSync> sync;
+    if (mode.rfind("flat", 0) == 0) {  // in place on flat gradient buffers, as the trainer runs it
+      flat = std::make_unique<gsdiff::FlatParams>(net.parameters());
+      sync = std::make_unique<GradSync>(pg, *flat, /*bucket_bytes=*/256, overlap);
+    } else {
+      sync = std::make_unique<GradSync>(pg, net.parameters(), /*bucket_bytes=*/256, overlap);
+    }
+    sync->broadcast_parameters();
     const int64_t share = kGlobalBatch / world;
-    train(net, rank * share, (rank + 1) * share, accumulate, &sync, mode == "die" && rank == 1 ? 1 : -1, rank);
-    if (overlap && sync.buckets_launched_in_backward() < 1) throw std::runtime_error("no bucket overlapped backward");
+    train(net, rank * share, (rank + 1) * share, accumulate, sync.get(), mode == "die" && rank == 1 ? 1 : -1, rank,
+          flat.get());
+    if (flat && !flat->aliased()) throw std::runtime_error("the flat buffers lost their aliasing");
+    if (overlap && sync->buckets_launched_in_backward() < 1) throw std::runtime_error("no bucket overlapped backward");
     auto ps = params_of(net);
     torch::save(ps, (fs::path(std::getenv("GSDIFF_DIST_OUT")) / ("params" + std::to_string(rank) + ".pt")).string());
-    std::fprintf(stderr, "worker ok: %lld buckets, %lld launched in backward\n", (long long)sync.num_buckets(),
-                 (long long)sync.buckets_launched_in_backward());
+    std::fprintf(stderr, "worker ok: %lld buckets, %lld launched in backward\n", (long long)sync->num_buckets(),
+                 (long long)sync->buckets_launched_in_backward());
     std::fflush(stderr);
     pg->barrier();
   } catch (const std::exception& e) {
@@ -290,7 +303,7 @@ TEST_P(DistributedEquality, TwoRanksMatchOneProcessWithCombinedBatch) {
 
   torch::manual_seed(42);
   Net ref;
-  train(ref, 0, kGlobalBatch, mode == "accumulate" ? 2 : 1, nullptr);
+  train(ref, 0, kGlobalBatch, mode == "accumulate" || mode == "flat-accumulate" ? 2 : 1, nullptr);
   auto want = params_of(ref);
   for (int r = 0; r < 2; ++r) {
     std::vector<torch::Tensor> got;
@@ -303,7 +316,8 @@ TEST_P(DistributedEquality, TwoRanksMatchOneProcessWithCombinedBatch) {
   fs::remove_all(dir);
 }
 
-INSTANTIATE_TEST_SUITE_P(Modes, DistributedEquality, ::testing::Values("overlap", "accumulate", "sync"));
+INSTANTIATE_TEST_SUITE_P(Modes, DistributedEquality,
+                         ::testing::Values("overlap", "accumulate", "sync", "flat", "flat-accumulate", "flat-sync"));
 
 // The whole Trainer: 2 ranks at batch 16 (accumulate A) train the same run as one process at batch 16 with
 // accumulate 2A, i.e. the combined batch of 32 per micro-step, same examples, same t / noise / dropout draws:
