@@ -145,42 +145,50 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--expect-params", type=int, default=0, help="gsdiff's parameter count: assert equal")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--device", default="cpu", help="cpu | cuda")
+    ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16"], help="bf16: autocast around forward + loss")
     a = ap.parse_args()
+    dev = torch.device(a.device)
+    sync = (lambda: torch.cuda.synchronize()) if dev.type == "cuda" else (lambda: None)
     cfg = json.load(open(a.config))
     cfg = cfg.get("model", cfg)
     if cfg.get("type") != "unet":
         sys.exit("compare_python.py: only U-Net configs are mirrored in Python")
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
-    net = UNet(cfg)
+    net = UNet(cfg).to(dev)
     params = sum(p.numel() for p in net.parameters())
     if a.expect_params:
         assert params == a.expect_params, f"python U-Net has {params} parameters, gsdiff {a.expect_params}"
     opt = torch.optim.AdamW(net.parameters(), lr=2e-4)
     s = cfg["image_size"]
     shape = (a.batch, cfg["in_channels"], s, s)
-    x0s = [torch.rand(shape) * 2 - 1 for _ in range(min(a.steps + a.warmup, 4))]
-    ts = [torch.rand(a.batch) for _ in range(len(x0s))]
+    x0s = [(torch.rand(shape) * 2 - 1).to(dev) for _ in range(min(a.steps + a.warmup, 4))]
+    ts = [torch.rand(a.batch).to(dev) for _ in range(len(x0s))]
     net.train()
     fw, bw, ow, sw, sc = [], [], [], [], []
     for i in range(a.warmup + a.steps):
         x0, t = x0s[i % len(x0s)], ts[i % len(ts)]
         c0, w0 = time.process_time(), time.perf_counter()
         opt.zero_grad()
-        noise = torch.randn(x0.shape)
-        al = torch.cos(t * (math.pi / 2)).view(-1, 1, 1, 1)
-        xt = al * x0 + torch.sqrt(1 - al * al) * noise
-        loss = F.mse_loss(net(xt, t), noise)
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=a.precision == "bf16"):
+            noise = torch.randn(x0.shape, device=dev)
+            al = torch.cos(t * (math.pi / 2)).view(-1, 1, 1, 1)
+            xt = al * x0 + torch.sqrt(1 - al * al) * noise
+            loss = F.mse_loss(net(xt, t), noise)
+        sync()
         w1 = time.perf_counter()
         loss.backward()
+        sync()
         w2 = time.perf_counter()
         opt.step()
+        sync()
         w3, c3 = time.perf_counter(), time.process_time()
         if i >= a.warmup:
             fw.append(w1 - w0); bw.append(w2 - w1); ow.append(w3 - w2); sw.append(w3 - w0); sc.append(c3 - c0)
     med = statistics.median
     print(json.dumps({
-        "command": "compare_python", "config": a.config, "torch": torch.__version__, "threads": torch.get_num_threads(),
+        "command": "compare_python", "config": a.config, "device": str(dev), "precision": a.precision, "torch": torch.__version__, "threads": torch.get_num_threads(),
         "parameters": params, "batch": a.batch, "steps": a.steps, "warmup": a.warmup,
         "ld_preload": os.environ.get("LD_PRELOAD", ""),
         "train": {"step_ms_median": 1e3 * med(sw), "step_cpu_ms_median": 1e3 * med(sc),

@@ -1,8 +1,13 @@
 # Writes OUT, a one-function C++ file returning `git describe --always --dirty` of SRC, at build time
 # (so `gsdiff bench` names the commit it was built from, not the one CMake last configured). The file is
 # rewritten only when the text changes, so an unchanged tree recompiles nothing.
-execute_process(COMMAND git describe --always --dirty --abbrev=12 WORKING_DIRECTORY "${SRC}"
-                OUTPUT_VARIABLE commit OUTPUT_STRIP_TRAILING_WHITESPACE ERROR_QUIET)
+# A tree without .git (a copy shipped to another machine) can say its commit in the environment.
+if(DEFINED ENV{GSDIFF_COMMIT})
+  set(commit "$ENV{GSDIFF_COMMIT}")
+else()
+  execute_process(COMMAND git describe --always --dirty --abbrev=12 WORKING_DIRECTORY "${SRC}"
+                  OUTPUT_VARIABLE commit OUTPUT_STRIP_TRAILING_WHITESPACE ERROR_QUIET)
+endif()
 if(NOT commit)
   set(commit unknown)
 endif()

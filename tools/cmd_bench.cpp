@@ -26,6 +26,7 @@
 #include "core/distributions.h"
 #include "core/process.h"
 #include "core/registry.h"
+#include "models/autocast.h"
 #include "models/denoiser.h"
 #include "tools/commands.h"
 #include "train/flat_params.h"
@@ -171,6 +172,8 @@ int cmd_bench(int argc, char** argv) {
       "label", "free text copied into the JSON (e.g. the variant being compared)", cxxopts::value<std::string>()->default_value(""))(
       "optimizer", "fused (flat buffers + fused AdamW, as gsdiff train) | torch (torch::optim::AdamW per tensor)",
       cxxopts::value<std::string>()->default_value("fused"))(
+      "precision", "fp32 | bf16 (bf16 autocast around forward and loss, as train.precision)",
+      cxxopts::value<std::string>()->default_value("fp32"))(
       "h,help", "show this help");
   auto args = o.parse(argc, argv);
   if (args.count("help") || !args.count("config")) {
@@ -216,6 +219,8 @@ int cmd_bench(int argc, char** argv) {
   // optimizer (train/fused_adamw.h) on flat parameter/gradient buffers; "torch": LibTorch's per-tensor AdamW.
   const std::string optimizer = args["optimizer"].as<std::string>();
   if (optimizer != "fused" && optimizer != "torch") throw std::runtime_error("--optimizer: fused or torch");
+  const std::string precision = args["precision"].as<std::string>();
+  if (precision != "fp32" && precision != "bf16") throw std::runtime_error("--precision: fp32 or bf16, got '" + precision + "'");
   std::unique_ptr<torch::optim::AdamW> torch_opt;
   std::unique_ptr<FlatParams> flat;
   std::unique_ptr<FusedAdamW> fused_opt;
@@ -254,6 +259,7 @@ int cmd_bench(int argc, char** argv) {
   // cross-entropy on x0 (discrete), backward, AdamW. The same step as bench/compare_python.py.
   net->train();
   std::vector<double> fwd_w, bwd_w, opt_w, step_w, step_c;
+  c10::ScalarType out_dtype = c10::ScalarType::Undefined;  // the network output's dtype (bf16 under autocast)
   auto train_step = [&](int64_t i, bool timed) {
     const auto& x0 = x0s[i % x0s.size()];
     const auto& t = ts[i % ts.size()];
@@ -261,16 +267,21 @@ int cmd_bench(int argc, char** argv) {
     if (flat) flat->zero_grad();
     else torch_opt->zero_grad();
     torch::Tensor loss;
-    if (discrete) {
-      auto xt = process->sample_xt(x0, t, step_gen);
-      auto out = net->forward(process->network_input(xt, t), t);
-      loss = torch::nn::functional::cross_entropy(out.reshape({-1, out.size(-1)}), x0.reshape({-1}));
-    } else {
-      auto noise = at::randn(x0.sizes(), step_gen, x0.options());
-      auto a = torch::cos(t * (M_PI / 2)).view({-1, 1, 1, 1});
-      auto xt = a * x0 + torch::sqrt(1 - a * a) * noise;
-      auto out = net->forward(process->network_input(xt, t), t);
-      loss = torch::mse_loss(out, noise);
+    {  // forward and loss (inside bf16 autocast with --precision bf16, as the trainer)
+      Bf16Autocast amp(device.is_cuda(), precision == "bf16");
+      if (discrete) {
+        auto xt = process->sample_xt(x0, t, step_gen);
+        auto out = net->forward(process->network_input(xt, t), t);
+        out_dtype = out.scalar_type();
+        loss = torch::nn::functional::cross_entropy(out.reshape({-1, out.size(-1)}), x0.reshape({-1}));
+      } else {
+        auto noise = at::randn(x0.sizes(), step_gen, x0.options());
+        auto a = torch::cos(t * (M_PI / 2)).view({-1, 1, 1, 1});
+        auto xt = a * x0 + torch::sqrt(1 - a * a) * noise;
+        auto out = net->forward(process->network_input(xt, t), t);
+        out_dtype = out.scalar_type();
+        loss = torch::mse_loss(out, noise);
+      }
     }
     sync();
     double w1 = wall_seconds();
@@ -326,6 +337,8 @@ int cmd_bench(int argc, char** argv) {
   r["config"] = path;
   r["label"] = args["label"].as<std::string>();
   r["optimizer"] = optimizer;
+  r["precision"] = precision;
+  r["output_dtype"] = c10::toString(out_dtype);  // of the train step's network output
   r["device"] = device.str();
   r["threads"] = torch::get_num_threads();
   r["libtorch"] = TORCH_VERSION;

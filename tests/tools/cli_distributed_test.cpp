@@ -138,4 +138,19 @@ TEST(CliBench, PrintsOneJsonObject) {
   EXPECT_GT(j["flops"]["forward"].get<double>(), 0.0);
   EXPECT_GT(j["peak_memory_bytes"].get<int64_t>(), 0);
   EXPECT_TRUE(j.contains("libtorch") && j.contains("commit"));
+  EXPECT_EQ(j["precision"], "fp32");
+  EXPECT_EQ(j["output_dtype"], "Float");
+
+  // --precision bf16: the step's forward runs under bf16 autocast (its output comes out in bf16).
+  auto b = run_sh(std::string(GSDIFF_CLI) + " bench --config " + GSDIFF_SOURCE_DIR +
+                  "/bench/configs/unet-micro.json --batch 2 --steps 1 --warmup 1 --sample-calls 1 --threads 1"
+                  " --precision bf16 2>/dev/null");
+  ASSERT_EQ(b.rc, 0) << b.out;
+  auto jb = nlohmann::json::parse(b.out);
+  EXPECT_EQ(jb["precision"], "bf16");
+  EXPECT_EQ(jb["output_dtype"], "BFloat16");
+  auto bad = run_sh(std::string(GSDIFF_CLI) + " bench --config " + GSDIFF_SOURCE_DIR +
+                    "/bench/configs/unet-micro.json --precision fp16");
+  EXPECT_NE(bad.rc, 0);
+  EXPECT_NE(bad.out.find("--precision: fp32 or bf16, got 'fp16'"), std::string::npos) << bad.out;
 }
