@@ -5,15 +5,18 @@
 # rounds of each run's median step) and keeps every raw run in --raw.
 #
 #   bench/compare.sh [--gsdiff build/bin/gsdiff] [--rounds 3] [--threads 2] [--warmup 2] [--steps 5]
-#                    [--variants "glibc tuned jemalloc"] [--optimizers "fused torch"] [--raw FILE] CONFIG:BATCH ...
+#                    [--variants "glibc tuned jemalloc"] [--optimizers "fused torch"] [--baseline BIN] [--raw FILE]
+#                    CONFIG:BATCH ...
 # Variants: glibc = glibc malloc defaults (GSDIFF_MALLOC=default; Python as is); tuned = the mallopt
 # settings of tools/cmd_bench.cpp (Python: the same values through GLIBC_TUNABLES); jemalloc /
 # tcmalloc = LD_PRELOAD of Debian's libjemalloc2 / libtcmalloc-minimal4 for both.
 # Optimizers (gsdiff bench --optimizer): fused (default; flat buffers + fused AdamW, as gsdiff train; impl
 # "gsdiff") and torch (torch::optim::AdamW per tensor, the earlier gsdiff; impl "gsdiff-torch"), run back to back.
+# --baseline BIN: another gsdiff build (e.g. the previous commit's) run in the same rounds as impl
+# "gsdiff-baseline", for a before/after ratio measured side by side (ratio_cpu_baseline).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-gsdiff="$here/../build/bin/gsdiff" rounds=3 threads=2 warmup=2 steps=5 variants="glibc tuned jemalloc" optimizers="fused" raw=""
+gsdiff="$here/../build/bin/gsdiff" rounds=3 threads=2 warmup=2 steps=5 variants="glibc tuned jemalloc" optimizers="fused" raw="" baseline=""
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --gsdiff) gsdiff="$2"; shift 2 ;;
@@ -23,8 +26,9 @@ while [[ $# -gt 0 ]]; do
     --steps) steps="$2"; shift 2 ;;
     --variants) variants="$2"; shift 2 ;;
     --optimizers) optimizers="$2"; shift 2 ;;
+    --baseline) baseline="$2"; shift 2 ;;
     --raw) raw="$2"; shift 2 ;;
-    -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) break ;;
   esac
 done
@@ -47,7 +51,9 @@ run_variant() {  # impl variant config batch [optimizer]
   [[ -n $pre ]] && envs+=(LD_PRELOAD=$pre)
   local out
   if [[ $impl == gsdiff* ]]; then
-    out=$(env "${envs[@]}" "$gsdiff" bench --config "$cfg" --batch "$b" --threads "$threads" --warmup "$warmup" \
+    local bin=$gsdiff
+    [[ $impl == gsdiff-baseline ]] && bin=$baseline
+    out=$(env "${envs[@]}" "$bin" bench --config "$cfg" --batch "$b" --threads "$threads" --warmup "$warmup" \
           --steps "$steps" --sample-calls 3 --label "$v" --optimizer "$opt")
     params=$(/usr/bin/python3 -c 'import json,sys; print(json.loads(sys.argv[1])["parameters"])' "$out")
   else
@@ -66,6 +72,7 @@ for ((r = 1; r <= rounds; r++)); do
       for o in $optimizers; do
         if [[ $o == fused ]]; then run_variant gsdiff "$v" "$cfg" "$b" fused; else run_variant "gsdiff-$o" "$v" "$cfg" "$b" "$o"; fi
       done
+      [[ -n $baseline ]] && run_variant gsdiff-baseline "$v" "$cfg" "$b" fused
       run_variant python "$v" "$cfg" "$b"
     done
   done
@@ -92,7 +99,7 @@ for case, vs in summary["cases"].items():
         for impl in [i for i in list(c) if i.startswith("gsdiff")]:
             if "python" not in c:
                 continue
-            suffix = impl[len("gsdiff"):].replace("-", "_")  # "" (fused) or "_torch"
+            suffix = impl[len("gsdiff"):].replace("-", "_")  # "" (fused), "_torch" or "_baseline"
             c["ratio_cpu" + suffix] = c[impl]["step_cpu_ms_median"] / c["python"]["step_cpu_ms_median"]
             c["ratio_wall" + suffix] = c[impl]["step_ms_median"] / c["python"]["step_ms_median"]
 print(json.dumps(summary, indent=1))

@@ -81,6 +81,12 @@ ScheduleValues GaussianProcess::at(const Tensor& t, const Tensor& like) const {
   return {cast(v.alpha), cast(v.sigma), cast(v.logsnr), cast(v.dlogsnr), cast(v.dlog_alpha), cast(v.dsigma2)};
 }
 
+std::pair<Tensor, Tensor> GaussianProcess::alpha_sigma(const Tensor& t, const Tensor& like) const {
+  auto [alpha, sigma] = schedule_->alpha_sigma(t);
+  auto cast = [&](const Tensor& x) { return per_example(x, like).to(like.scalar_type()); };
+  return {cast(alpha), cast(sigma)};
+}
+
 std::pair<Tensor, Tensor> GaussianProcess::posterior(const Tensor& x0, const Tensor& xt, const Tensor& s,
                                                      const Tensor& t) const {
   auto vs = schedule_->at(s), vt = schedule_->at(t);
@@ -93,8 +99,8 @@ std::pair<Tensor, Tensor> GaussianProcess::posterior(const Tensor& x0, const Ten
 }
 
 Tensor GaussianProcess::sample_xt(const Tensor& x0, const Tensor& t, torch::Generator& gen) const {
-  auto v = at(t, x0);
-  return v.alpha * x0 + v.sigma * randn_like_gen(x0, gen);
+  auto [alpha, sigma] = alpha_sigma(t, x0);
+  return alpha * x0 + sigma * randn_like_gen(x0, gen);
 }
 
 Tensor GaussianProcess::sample_prior(at::IntArrayRef shape, const torch::TensorOptions& opts, torch::Generator& gen) const {
@@ -110,13 +116,15 @@ Tensor GaussianProcess::prior_kl(const Tensor& x0) const {
 }
 
 Tensor GaussianProcess::network_input(const Tensor& xt, const Tensor& t) const {
-  auto v = at(t, xt);
-  return xt * torch::rsqrt(v.alpha * v.alpha + v.sigma * v.sigma);
+  // x_t / sqrt(alpha^2 + sigma^2): the identity for VP schedules (computing it gave 1 up to an ulp).
+  if (schedule_->variance_preserving()) return xt;
+  auto [alpha, sigma] = alpha_sigma(t, xt);
+  return xt * torch::rsqrt(alpha * alpha + sigma * sigma);
 }
 
 Tensor GaussianProcess::read_output(const Tensor& out, const Tensor& xt, const Tensor& t) const {
-  auto v = at(t, xt);
-  return x0_from_output(param_, out, xt, v.alpha, v.sigma);
+  auto [alpha, sigma] = alpha_sigma(t, xt);
+  return x0_from_output(param_, out, xt, alpha, sigma);
 }
 
 Tensor GaussianProcess::reconstruction(const Tensor& x0, const Tensor& xt, const Tensor& t, const Tensor& x0_hat) const {

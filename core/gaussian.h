@@ -42,6 +42,8 @@ class GaussianProcess : public Process {
 
   // Schedule values at t [B], cast to `like`'s dtype and shaped to broadcast against it.
   ScheduleValues at(const torch::Tensor& t, const torch::Tensor& like) const;
+  // Only alpha_t and sigma_t, cast and shaped likewise (the same values as at()'s).
+  std::pair<torch::Tensor, torch::Tensor> alpha_sigma(const torch::Tensor& t, const torch::Tensor& like) const;
   double prior_std() const { return prior_std_; }
   // The point of the state space that data x0 stands for (the identity; gaussian-embed: its code e(x0)).
   virtual torch::Tensor embed(const torch::Tensor& x0) const { return x0; }
@@ -56,7 +58,7 @@ class GaussianProcess : public Process {
   torch::Tensor sample_prior(at::IntArrayRef shape, const torch::TensorOptions& opts, torch::Generator& gen) const override;
   torch::Tensor prior_kl(const torch::Tensor& x0) const override;
 
-  // The network sees x_t / sqrt(alpha_t^2 + sigma_t^2) (unit variance for VE as well).
+  // The network sees x_t / sqrt(alpha_t^2 + sigma_t^2) (unit variance for VE as well; x_t itself for VP).
   torch::Tensor network_input(const torch::Tensor& xt, const torch::Tensor& t) const override;
   torch::Tensor read_output(const torch::Tensor& out, const torch::Tensor& xt, const torch::Tensor& t) const override;
 

@@ -24,6 +24,11 @@ ScheduleValues vp_from_logsnr(const Tensor& lam, const Tensor& dlam) {
   return v;
 }
 
+// alpha and sigma of vp_from_logsnr alone (the same ops, so the same values).
+std::pair<Tensor, Tensor> vp_alpha_sigma(const Tensor& lam) {
+  return {torch::sigmoid(lam).sqrt(), torch::sigmoid(-lam).sqrt()};
+}
+
 // Integrated linear beta: B(t) = b0 t + (b1 - b0) t^2 / 2, beta(t) = b0 + (b1 - b0) t.
 struct LinearBeta {
   double b0, b1;
@@ -35,6 +40,7 @@ class LinearBetaSchedule : public GaussianSchedule {
  public:
   LinearBetaSchedule(double bmin, double bmax, double tref) : bmin_(bmin), bmax_(bmax), tref_(tref), lb_{bmin * tref, bmax * tref} {}
   std::string name() const override { return "linear-beta"; }
+  bool variance_preserving() const override { return true; }
   bool finite_snr_at_zero() const override { return false; }
   ScheduleValues at(const Tensor& t_in) const override {
     auto t = as_double(t_in);
@@ -43,6 +49,11 @@ class LinearBetaSchedule : public GaussianSchedule {
     auto lam = -B - torch::log(s2);                  // log(e^{-B} / (1 - e^{-B}))
     auto dlam = -beta / s2;
     return vp_from_logsnr(lam, dlam);
+  }
+  std::pair<Tensor, Tensor> alpha_sigma(const Tensor& t_in) const override {
+    auto t = as_double(t_in);
+    auto B = lb_.B(t);
+    return vp_alpha_sigma(-B - torch::log(-torch::expm1(-B)));  // as at(): lam = -B - log(1 - e^{-B})
   }
   nlohmann::json to_json() const override {
     return {{"type", name()}, {"beta_min", bmin_}, {"beta_max", bmax_}, {"t_ref", tref_}};
@@ -60,12 +71,17 @@ class CosineSchedule : public GaussianSchedule {
     phi1_ = std::atan(std::exp(-0.5 * logsnr_min));
   }
   std::string name() const override { return "cosine"; }
+  bool variance_preserving() const override { return true; }
   ScheduleValues at(const Tensor& t_in) const override {
     auto t = as_double(t_in);
     auto phi = phi0_ + (phi1_ - phi0_) * t;
     auto lam = -2.0 * torch::log(torch::tan(phi));
     auto dlam = -4.0 * (phi1_ - phi0_) / torch::sin(2.0 * phi);  // d/dt -2 log tan(phi)
     return vp_from_logsnr(lam, dlam);
+  }
+  std::pair<Tensor, Tensor> alpha_sigma(const Tensor& t_in) const override {
+    auto phi = phi0_ + (phi1_ - phi0_) * as_double(t_in);
+    return vp_alpha_sigma(-2.0 * torch::log(torch::tan(phi)));
   }
   nlohmann::json to_json() const override { return {{"type", name()}, {"s", s_}, {"logsnr_min", lmin_}}; }
 
@@ -77,10 +93,14 @@ class LinearLogSnrSchedule : public GaussianSchedule {
  public:
   LinearLogSnrSchedule(double lmax, double lmin) : lmax_(lmax), lmin_(lmin) {}
   std::string name() const override { return "linear-logsnr"; }
+  bool variance_preserving() const override { return true; }
   ScheduleValues at(const Tensor& t_in) const override {
     auto t = as_double(t_in);
     auto lam = lmax_ - (lmax_ - lmin_) * t;
     return vp_from_logsnr(lam, torch::full_like(t, -(lmax_ - lmin_)));
+  }
+  std::pair<Tensor, Tensor> alpha_sigma(const Tensor& t_in) const override {
+    return vp_alpha_sigma(lmax_ - (lmax_ - lmin_) * as_double(t_in));
   }
   nlohmann::json to_json() const override {
     return {{"type", name()}, {"logsnr_max", lmax_}, {"logsnr_min", lmin_}};

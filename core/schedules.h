@@ -5,6 +5,7 @@
 
 #include <memory>
 #include <string>
+#include <utility>
 
 namespace gsdiff {
 
@@ -29,9 +30,17 @@ class GaussianSchedule {
   virtual ~GaussianSchedule() = default;
   virtual std::string name() const = 0;
   virtual ScheduleValues at(const torch::Tensor& t) const = 0;  // t: any shape, any float dtype
+  // alpha_t and sigma_t alone (x_t, the network input and the output reading need no more): the same
+  // values, bit for bit, as at(t).alpha / at(t).sigma, without computing the log-SNR derivatives.
+  virtual std::pair<torch::Tensor, torch::Tensor> alpha_sigma(const torch::Tensor& t) const {
+    auto v = at(t);
+    return {v.alpha, v.sigma};
+  }
   virtual nlohmann::json to_json() const = 0;
   // Whether SNR(0) is finite (needed for a continuous-time bound starting at t_min = 0).
   virtual bool finite_snr_at_zero() const { return true; }
+  // Whether alpha_t^2 + sigma_t^2 = 1 for every t (exactly, not only up to rounding).
+  virtual bool variance_preserving() const { return false; }
 };
 
 // --- variance-preserving schedules (alpha^2 + sigma^2 = 1) ---

@@ -18,7 +18,8 @@ SinusoidalEmbeddingImpl::SinusoidalEmbeddingImpl(int64_t d, double scale, double
 }
 
 torch::Tensor SinusoidalEmbeddingImpl::forward(const torch::Tensor& t) {
-  auto args = t.to(torch::kFloat).unsqueeze(1) * freqs.unsqueeze(0);  // [B, half]
+  // [B, 1] * [half] broadcasts to [B, half]; no cast when t is float already.
+  auto args = (t.scalar_type() == torch::kFloat ? t : t.to(torch::kFloat)).unsqueeze(1) * freqs;
   return torch::cat({torch::sin(args), torch::cos(args)}, 1);         // [B, dim]
 }
 

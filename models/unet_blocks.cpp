@@ -1,6 +1,9 @@
 // U-Net building blocks (DDPM, Ho et al. 2020): residual block with time embedding, spatial self-attention, resampling.
 #include "models/unet_blocks.h"
 
+#include <torch/version.h>
+
+#include <cmath>
 #include <stdexcept>
 #include <string>
 
@@ -21,7 +24,8 @@ torch::nn::GroupNorm group_norm(int64_t groups, int64_t ch) {
 }  // namespace
 
 torch::Tensor group_norm_in_param_dtype(torch::nn::GroupNorm& norm, const torch::Tensor& x) {
-  return norm(x.to(norm->weight.scalar_type()));
+  const auto dtype = norm->weight.scalar_type();
+  return norm(x.scalar_type() == dtype ? x : x.to(dtype));  // no aten::to dispatch in the common case
 }
 
 ResBlockImpl::ResBlockImpl(int64_t in_ch, int64_t out_ch, int64_t temb_ch, double p, int64_t groups) {
@@ -35,9 +39,16 @@ ResBlockImpl::ResBlockImpl(int64_t in_ch, int64_t out_ch, int64_t temb_ch, doubl
 }
 
 torch::Tensor ResBlockImpl::forward(const torch::Tensor& x, const torch::Tensor& temb) {
-  auto h = conv1(F::silu(group_norm_in_param_dtype(norm1, x)));      // [B,Co,H,W]
-  h = h + temb_proj(F::silu(temb)).unsqueeze(-1).unsqueeze(-1);      // + [B,Co,1,1]
-  h = conv2(dropout(F::silu(group_norm_in_param_dtype(norm2, h))));  // [B,Co,H,W]
+  return forward_temb_proj(x, temb_proj(F::silu(temb)));
+}
+
+torch::Tensor ResBlockImpl::forward_temb_proj(const torch::Tensor& x, const torch::Tensor& proj) {
+  auto h = conv1(F::silu(group_norm_in_param_dtype(norm1, x)));  // [B,Co,H,W]
+  // + [B,Co,1,1]: one view (Co is a model constant, B stays symbolic) instead of two unsqueezes.
+  h = h + proj.view({-1, conv1->options.out_channels(), 1, 1});
+  h = F::silu(group_norm_in_param_dtype(norm2, h));
+  if (dropout->options.p() > 0) h = dropout(h);  // p = 0: identity, skip the call
+  h = conv2(h);                                  // [B,Co,H,W]
   return (skip ? skip(x) : x) + h;
 }
 
@@ -53,6 +64,23 @@ AttnBlockImpl::AttnBlockImpl(int64_t ch, int64_t h, int64_t groups) : heads(h) {
 torch::Tensor AttnBlockImpl::forward(const torch::Tensor& x) {
   // Shapes stay symbolic: only model constants (3, heads) enter reshapes, never B, H or W.
   auto qkv_ = qkv(group_norm_in_param_dtype(norm, x)).flatten(2);  // [B, 3C, N]
+#if TORCH_VERSION_MAJOR < 2
+  // LibTorch 1.13 has no fused attention: the plain formula on the channels-first layout, with bmm
+  // taking the transposed operands as strided views, so nothing is copied into [B, heads, N, Dh] and back.
+  auto parts = qkv_.chunk(3, 1);  // q, k, v: [B, C, N] each (views)
+  auto heads_first = [&](const torch::Tensor& a) {  // [B, C, N] -> [B*heads, Dh, N]
+    return heads == 1 ? a : a.unflatten(1, {heads, -1}).flatten(0, 1);
+  };
+  auto q = heads_first(parts[0]), k = heads_first(parts[1]), v = heads_first(parts[2]);
+  const double scale = 1.0 / std::sqrt(double(q.size(1)));  // head dim: a model constant
+  // The weights transposed, wt[m, n] = k_m . q_n / sqrt(Dh) (keys m, queries n), softmax over the keys
+  // (dim 1); then o = v wt needs no transposed view of the weights.
+  auto wt = torch::bmm(k.transpose(1, 2), q * scale);  // [B*heads, N, N]
+  wt = wt.scalar_type() == torch::kFloat ? torch::softmax(wt, 1)  // softmax in fp32
+                                         : torch::softmax(wt.to(torch::kFloat), 1).to(v.scalar_type());
+  auto o = torch::bmm(v, wt);  // [B*heads, Dh, N] = [B, C, N] in memory
+  return x + proj(o.view_as(x));
+#else
   qkv_ = qkv_.unflatten(1, {3, heads, -1});                        // [B, 3, heads, Dh, N]
   auto q = qkv_.select(1, 0).transpose(-2, -1);                    // [B, heads, N, Dh]
   auto k = qkv_.select(1, 1).transpose(-2, -1);
@@ -60,6 +88,7 @@ torch::Tensor AttnBlockImpl::forward(const torch::Tensor& x) {
   auto o = dot_product_attention(q, k, v);              // [B, heads, N, Dh]
   o = o.transpose(-2, -1).flatten(1, 2).reshape_as(x);  // [B, C, H, W]
   return x + proj(o);
+#endif
 }
 
 DownsampleImpl::DownsampleImpl(int64_t ch, bool with_conv) {

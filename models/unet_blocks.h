@@ -13,6 +13,9 @@ torch::Tensor group_norm_in_param_dtype(torch::nn::GroupNorm& norm, const torch:
 struct ResBlockImpl : torch::nn::Module {
   ResBlockImpl(int64_t in_ch, int64_t out_ch, int64_t temb_ch, double dropout, int64_t groups);
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& temb);  // [B,Ci,H,W],[B,T] -> [B,Co,H,W]
+  // The same with temb_proj(silu(temb)) [B,Co] given: the U-Net computes all its blocks' projections in
+  // one GEMM (the values of forward()'s).
+  torch::Tensor forward_temb_proj(const torch::Tensor& x, const torch::Tensor& proj);
   torch::nn::GroupNorm norm1{nullptr}, norm2{nullptr};
   torch::nn::Conv2d conv1{nullptr}, conv2{nullptr}, skip{nullptr};
   torch::nn::Linear temb_proj{nullptr};

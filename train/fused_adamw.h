@@ -1,4 +1,5 @@
-// AdamW over flat parameter buffers: torch::optim::AdamW's update as a handful of whole-buffer ops per step.
+// AdamW over flat parameter buffers: torch::optim::AdamW's update in one pass over the buffers (float32 on
+// the CPU) or a handful of whole-buffer ops per step (other dtypes and devices).
 #pragma once
 #include <torch/torch.h>
 

@@ -28,12 +28,32 @@ TEST(Schedules, DerivativesMatchFiniteDifferences) {
   }
 }
 
+TEST(Schedules, AlphaSigmaEqualsAtBitForBit) {
+  // The fast path of x_t / network_input / read_output must give exactly at()'s alpha and sigma,
+  // for float32 times (cast inside) as well as float64 ones.
+  for (auto dtype : {torch::kFloat64, torch::kFloat32}) {
+    auto t = torch::rand({64}, torch::TensorOptions().dtype(dtype)).clamp_min(1e-4);
+    for (auto& s : all_schedules()) {
+      auto v = s->at(t);
+      auto [alpha, sigma] = s->alpha_sigma(t);
+      EXPECT_TRUE(torch::equal(alpha, v.alpha)) << s->name();
+      EXPECT_TRUE(torch::equal(sigma, v.sigma)) << s->name();
+    }
+  }
+}
+
 TEST(Schedules, VariancePreservingFamiliesHaveUnitTotalVariance) {
   auto t = torch::linspace(0.0, 1.0, 11, torch::kFloat64);
   for (auto& s : {linear_beta_schedule(), cosine_schedule(), linear_logsnr_schedule()}) {
+    EXPECT_TRUE(s->variance_preserving()) << s->name();  // network_input is x_t itself
     auto v = s->at(t.clamp_min(1e-4));
     EXPECT_TRUE(torch::allclose(v.alpha.square() + v.sigma.square(), torch::ones_like(t), 1e-12, 1e-12)) << s->name();
   }
+}
+
+TEST(Schedules, OnlyVpFamiliesClaimVariancePreserving) {
+  EXPECT_FALSE(ve_geometric_schedule()->variance_preserving());
+  EXPECT_FALSE(subvp_schedule()->variance_preserving());  // alpha^2 + sigma^2 < 1 for t > 0
 }
 
 TEST(Schedules, DdpmLinearBetaEndpoints) {

@@ -4,6 +4,9 @@
 #include "model_test_util.h"
 #include "test_util.h"
 
+#include <map>
+#include <string>
+
 namespace gsdiff {
 namespace {
 using testing::max_abs_diff;
@@ -167,6 +170,86 @@ TEST(UNet, ChannelsLastInputGivesSameOutput) {
   auto t = torch::rand({2});
   auto a = net(x, t), b = net(x.contiguous(at::MemoryFormat::ChannelsLast), t);
   EXPECT_LT(max_abs_diff(a, b), 1e-4);
+}
+
+TEST(UNet, AttentionBlockEqualsTheFormula) {
+  // softmax(q^T k / sqrt(Dh)) over the H*W positions per head, written out on [B, heads, N, Dh], against
+  // AttnBlock's own layout (LibTorch 1.13: bmm on channels-first views); values and input gradients.
+  for (int64_t heads : {1, 2}) {
+    torch::manual_seed(3);
+    AttnBlock a(16, heads, 4);
+    perturb_zero_params(*a);
+    auto x = torch::randn({3, 16, 4, 4}).requires_grad_(true);
+    auto xr = x.detach().clone().requires_grad_(true);
+    auto qkv = a->qkv(a->norm(xr)).flatten(2).unflatten(1, {3, heads, -1});  // [B, 3, heads, Dh, N]
+    auto q = qkv.select(1, 0).transpose(-2, -1), k = qkv.select(1, 1).transpose(-2, -1),
+         v = qkv.select(1, 2).transpose(-2, -1);  // [B, heads, N, Dh]
+    auto w = torch::softmax(torch::matmul(q, k.transpose(-2, -1)) / std::sqrt(16.0 / heads), -1);
+    auto ref = xr + a->proj(torch::matmul(w, v).transpose(-2, -1).reshape({3, 16, 4, 4}));
+    auto out = a(x);
+    EXPECT_LT(max_abs_diff(out, ref), 1e-5) << heads;
+    auto g = torch::randn_like(out);
+    (out * g).sum().backward();
+    (ref * g).sum().backward();
+    EXPECT_LT(max_abs_diff(x.grad(), xr.grad()), 1e-5) << heads;
+  }
+}
+
+// The DDPM U-Net written out block by block (as bench/compare_python.py has it: each ResBlock applies its
+// own Dense(silu(temb))), on the modules of `n`; UNetImpl::forward batches the temb projections.
+torch::Tensor per_block_reference(UNetImpl& n, const torch::Tensor& x, const torch::Tensor& t) {
+  const auto& o = n.options;
+  const int64_t levels = o.ch_mult().size();
+  auto temb = n.temb2(torch::silu(n.temb1(n.time_embed(t))));
+  auto h = n.conv_in(x);
+  std::vector<torch::Tensor> hs{h};
+  size_t i = 0;
+  for (int64_t l = 0; l < levels; ++l) {
+    for (int64_t b = 0; b < o.num_res_blocks(); ++b, ++i) {
+      h = n.down_res[i](h, temb);
+      if (n.down_attn[i]) h = n.down_attn[i](h);
+      hs.push_back(h);
+    }
+    if (l + 1 < levels) hs.push_back(h = n.downsample[l](h));
+  }
+  h = n.mid2(n.mid_attn(n.mid1(h, temb)), temb);
+  i = 0;
+  for (int64_t l = levels - 1; l >= 0; --l) {
+    for (int64_t b = 0; b <= o.num_res_blocks(); ++b, ++i) {
+      h = n.up_res[i](torch::cat({h, hs.back()}, 1), temb);
+      hs.pop_back();
+      if (n.up_attn[i]) h = n.up_attn[i](h);
+    }
+    if (l > 0) h = n.upsample[l](h);
+  }
+  return n.conv_out(torch::silu(n.norm_out(h)));
+}
+
+TEST(UNet, ForwardEqualsThePerBlockReference) {
+  UNet net(tiny_unet().dropout(0.0));
+  perturb_zero_params(*net);
+  auto x = torch::randn({3, 3, 8, 8});
+  auto t = torch::rand({3});
+  auto out = net(x, t);
+  auto g = torch::randn_like(out);
+  (out * g).sum().backward();
+  std::map<std::string, torch::Tensor> grads;
+  for (auto& p : net->named_parameters()) grads[p.key()] = p.value().grad().clone();
+  net->zero_grad();
+  auto ref = per_block_reference(*net, x, t);
+  (ref * g).sum().backward();
+  EXPECT_LT(max_abs_diff(out, ref), 1e-5);
+  for (auto& p : net->named_parameters())
+    EXPECT_LT(max_abs_diff(grads[p.key()], p.value().grad()), 1e-5 * (1 + p.value().grad().abs().max().item<double>()))
+        << p.key();
+}
+
+TEST(UNet, ResBlockWithProjectionGivenEqualsForward) {
+  ResBlock b(8, 16, 32, 0.0, 4);
+  perturb_zero_params(*b);
+  auto x = torch::randn({2, 8, 4, 4});
+  auto temb = torch::randn({2, 32});
+  EXPECT_TRUE(torch::equal(b(x, temb), b->forward_temb_proj(x, b->temb_proj(torch::silu(temb)))));
 }
 
 TEST(UNet, OptionsJsonRoundTripAndStrictKeys) {
