@@ -5,18 +5,21 @@
 # rounds of each run's median step) and keeps every raw run in --raw.
 #
 #   bench/compare.sh [--gsdiff build/bin/gsdiff] [--rounds 3] [--threads 2] [--warmup 2] [--steps 5]
-#                    [--variants "glibc tuned jemalloc"] [--optimizers "fused torch"] [--baseline BIN] [--raw FILE]
+#                    [--variants "glibc tuned jemalloc"] [--optimizers "fused torch"] [--blocks "on off"]
+#                    [--baseline BIN] [--raw FILE]
 #                    CONFIG:BATCH ...
 # Variants: glibc = glibc malloc defaults (GSDIFF_MALLOC=default; Python as is); tuned = the mallopt
 # settings of tools/cmd_bench.cpp (Python: the same values through GLIBC_TUNABLES); jemalloc /
 # tcmalloc = LD_PRELOAD of Debian's libjemalloc2 / libtcmalloc-minimal4 for both.
 # Optimizers (gsdiff bench --optimizer): fused (default; flat buffers + fused AdamW, as gsdiff train; impl
 # "gsdiff") and torch (torch::optim::AdamW per tensor, the earlier gsdiff; impl "gsdiff-torch"), run back to back.
+# Blocks (gsdiff bench --block-autograd): on (default; U-Net blocks as single autograd nodes with the CPU
+# kernels of models/cpu_kernels.h) and off (op by op, before; impl "gsdiff-blocksoff"), run back to back.
 # --baseline BIN: another gsdiff build (e.g. the previous commit's) run in the same rounds as impl
 # "gsdiff-baseline", for a before/after ratio measured side by side (ratio_cpu_baseline).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-gsdiff="$here/../build/bin/gsdiff" rounds=3 threads=2 warmup=2 steps=5 variants="glibc tuned jemalloc" optimizers="fused" raw="" baseline=""
+gsdiff="$here/../build/bin/gsdiff" rounds=3 threads=2 warmup=2 steps=5 variants="glibc tuned jemalloc" optimizers="fused" blocks="on" raw="" baseline=""
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --gsdiff) gsdiff="$2"; shift 2 ;;
@@ -26,9 +29,10 @@ while [[ $# -gt 0 ]]; do
     --steps) steps="$2"; shift 2 ;;
     --variants) variants="$2"; shift 2 ;;
     --optimizers) optimizers="$2"; shift 2 ;;
+    --blocks) blocks="$2"; shift 2 ;;
     --baseline) baseline="$2"; shift 2 ;;
     --raw) raw="$2"; shift 2 ;;
-    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) break ;;
   esac
 done
@@ -40,8 +44,8 @@ tunables="glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=21474
 # Same BLAS/OpenMP thread count everywhere.
 export OMP_NUM_THREADS=$threads OPENBLAS_NUM_THREADS=$threads
 
-run_variant() {  # impl variant config batch [optimizer]
-  local impl=$1 v=$2 cfg=$3 b=$4 opt=${5:-fused} pre="" envs=()
+run_variant() {  # impl variant config batch [optimizer] [blocks]
+  local impl=$1 v=$2 cfg=$3 b=$4 opt=${5:-fused} bl=${6:-on} pre="" envs=()
   case "$v" in
     glibc) envs=(GSDIFF_MALLOC=default) ;;
     tuned) [[ $impl == python ]] && envs=(GLIBC_TUNABLES=$tunables) ;;
@@ -54,7 +58,7 @@ run_variant() {  # impl variant config batch [optimizer]
     local bin=$gsdiff
     [[ $impl == gsdiff-baseline ]] && bin=$baseline
     out=$(env "${envs[@]}" "$bin" bench --config "$cfg" --batch "$b" --threads "$threads" --warmup "$warmup" \
-          --steps "$steps" --sample-calls 3 --label "$v" --optimizer "$opt")
+          --steps "$steps" --sample-calls 3 --label "$v" --optimizer "$opt" --block-autograd "$bl")
     params=$(/usr/bin/python3 -c 'import json,sys; print(json.loads(sys.argv[1])["parameters"])' "$out")
   else
     out=$(env "${envs[@]}" /usr/bin/python3 "$here/compare_python.py" --config "$cfg" --batch "$b" --threads "$threads" \
@@ -70,7 +74,12 @@ for ((r = 1; r <= rounds; r++)); do
     cfg=${c%:*} b=${c##*:} params=""
     for v in $variants; do
       for o in $optimizers; do
-        if [[ $o == fused ]]; then run_variant gsdiff "$v" "$cfg" "$b" fused; else run_variant "gsdiff-$o" "$v" "$cfg" "$b" "$o"; fi
+        for bl in $blocks; do
+          impl=gsdiff
+          [[ $o == fused ]] || impl="$impl-$o"
+          [[ $bl == on ]] || impl="$impl-blocksoff"
+          run_variant "$impl" "$v" "$cfg" "$b" "$o" "$bl"
+        done
       done
       [[ -n $baseline ]] && run_variant gsdiff-baseline "$v" "$cfg" "$b" fused
       run_variant python "$v" "$cfg" "$b"
@@ -99,8 +108,16 @@ for case, vs in summary["cases"].items():
         for impl in [i for i in list(c) if i.startswith("gsdiff")]:
             if "python" not in c:
                 continue
-            suffix = impl[len("gsdiff"):].replace("-", "_")  # "" (fused), "_torch" or "_baseline"
+            suffix = impl[len("gsdiff"):].replace("-", "_")  # "" (fused), "_torch", "_blocksoff", "_baseline"
             c["ratio_cpu" + suffix] = c[impl]["step_cpu_ms_median"] / c["python"]["step_cpu_ms_median"]
             c["ratio_wall" + suffix] = c[impl]["step_ms_median"] / c["python"]["step_ms_median"]
+            # the same ratio within each round (both runs a few seconds apart), and its median
+            rounds = collections.defaultdict(dict)
+            for d in runs:
+                if d["case"] == case and d["variant"] == v and d["impl"] in (impl, "python"):
+                    rounds[d["round"]][d["impl"]] = d["train"]["step_cpu_ms_median"]
+            per = [x[impl] / x["python"] for _, x in sorted(rounds.items()) if impl in x and "python" in x]
+            c["per_round_ratio_cpu" + suffix] = [round(q, 3) for q in per]
+            c["median_round_ratio_cpu" + suffix] = statistics.median(per)
 print(json.dumps(summary, indent=1))
 PY

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "models/layers.h"
+#include "models/unet_autograd.h"
 
 namespace gsdiff {
 namespace F = torch::nn::functional;
@@ -43,6 +44,7 @@ torch::Tensor ResBlockImpl::forward(const torch::Tensor& x, const torch::Tensor&
 }
 
 torch::Tensor ResBlockImpl::forward_temb_proj(const torch::Tensor& x, const torch::Tensor& proj) {
+  if (use_block_autograd(x, conv1->weight)) return resblock_single_node(*this, x, proj);  // same values, one node
   auto h = conv1(F::silu(group_norm_in_param_dtype(norm1, x)));  // [B,Co,H,W]
   // + [B,Co,1,1]: one view (Co is a model constant, B stays symbolic) instead of two unsqueezes.
   h = h + proj.view({-1, conv1->options.out_channels(), 1, 1});
@@ -62,6 +64,9 @@ AttnBlockImpl::AttnBlockImpl(int64_t ch, int64_t h, int64_t groups) : heads(h) {
 }
 
 torch::Tensor AttnBlockImpl::forward(const torch::Tensor& x) {
+#if TORCH_VERSION_MAJOR < 2
+  if (use_block_autograd(x, qkv->weight)) return attnblock_single_node(*this, x);  // the same values, one node
+#endif
   // Shapes stay symbolic: only model constants (3, heads) enter reshapes, never B, H or W.
   auto qkv_ = qkv(group_norm_in_param_dtype(norm, x)).flatten(2);  // [B, 3C, N]
 #if TORCH_VERSION_MAJOR < 2

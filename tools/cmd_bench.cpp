@@ -28,6 +28,7 @@
 #include "core/registry.h"
 #include "models/autocast.h"
 #include "models/denoiser.h"
+#include "models/unet_autograd.h"
 #include "tools/commands.h"
 #include "train/flat_params.h"
 #include "train/fused_adamw.h"
@@ -174,6 +175,8 @@ int cmd_bench(int argc, char** argv) {
       cxxopts::value<std::string>()->default_value("fused"))(
       "precision", "fp32 | bf16 (bf16 autocast around forward and loss, as train.precision)",
       cxxopts::value<std::string>()->default_value("fp32"))(
+      "block-autograd", "on | off: U-Net ResBlock/AttnBlock as one autograd node each (models/unet_autograd.h, "
+      "the default) or op by op (before)", cxxopts::value<std::string>()->default_value("on"))(
       "h,help", "show this help");
   auto args = o.parse(argc, argv);
   if (args.count("help") || !args.count("config")) {
@@ -221,6 +224,10 @@ int cmd_bench(int argc, char** argv) {
   if (optimizer != "fused" && optimizer != "torch") throw std::runtime_error("--optimizer: fused or torch");
   const std::string precision = args["precision"].as<std::string>();
   if (precision != "fp32" && precision != "bf16") throw std::runtime_error("--precision: fp32 or bf16, got '" + precision + "'");
+  const std::string block_autograd = args["block-autograd"].as<std::string>();
+  if (block_autograd != "on" && block_autograd != "off")
+    throw std::runtime_error("--block-autograd: on or off, got '" + block_autograd + "'");
+  set_block_autograd(block_autograd == "on");
   std::unique_ptr<torch::optim::AdamW> torch_opt;
   std::unique_ptr<FlatParams> flat;
   std::unique_ptr<FusedAdamW> fused_opt;
@@ -338,6 +345,7 @@ int cmd_bench(int argc, char** argv) {
   r["label"] = args["label"].as<std::string>();
   r["optimizer"] = optimizer;
   r["precision"] = precision;
+  r["block_autograd"] = block_autograd;
   r["output_dtype"] = c10::toString(out_dtype);  // of the train step's network output
   r["device"] = device.str();
   r["threads"] = torch::get_num_threads();

@@ -50,12 +50,12 @@ TEST(UNet, CategoricalLogitsFollowTheirChannel) {
   UNet net(tiny_unet().output_states(3));
   perturb_zero_params(*net);
   net->eval();
+  torch::NoGradGuard g;  // both passes on the same kernels (with grad, blocks take models/unet_autograd.h's)
   auto x = torch::randn({1, 3, 8, 8});
   auto t = torch::rand({1});
   auto logits = net(x, t);  // [1, 3, 8, 8, 3]
   auto& conv_out = net->conv_out;
   auto w = conv_out->weight.detach().clone();
-  torch::NoGradGuard g;
   conv_out->weight.narrow(0, 3, 3).add_(1.0);  // channel 1's K logits only
   auto changed = net(x, t);
   conv_out->weight.copy_(w);

@@ -140,6 +140,11 @@ TEST(CliBench, PrintsOneJsonObject) {
   EXPECT_TRUE(j.contains("libtorch") && j.contains("commit"));
   EXPECT_EQ(j["precision"], "fp32");
   EXPECT_EQ(j["output_dtype"], "Float");
+  EXPECT_EQ(j["block_autograd"], "on");
+  auto bad_blocks = run_sh(std::string(GSDIFF_CLI) + " bench --config " + GSDIFF_SOURCE_DIR +
+                           "/bench/configs/unet-micro.json --block-autograd maybe");
+  EXPECT_NE(bad_blocks.rc, 0);
+  EXPECT_NE(bad_blocks.out.find("--block-autograd: on or off, got 'maybe'"), std::string::npos) << bad_blocks.out;
 
   // --precision bf16: the step's forward runs under bf16 autocast (its output comes out in bf16).
   auto b = run_sh(std::string(GSDIFF_CLI) + " bench --config " + GSDIFF_SOURCE_DIR +
