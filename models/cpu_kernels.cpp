@@ -6,6 +6,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <mutex>
 #include <stdexcept>
@@ -17,9 +18,11 @@ using torch::Tensor;
 
 #define GSDIFF_AVX2 __attribute__((target("avx2,fma")))
 
+std::atomic<bool> g_cpu_kernels{true};
+
 bool cpu_has_avx2_fma() {
   static const bool ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  return ok;
+  return ok && g_cpu_kernels.load(std::memory_order_relaxed);
 }
 
 // exp(x), 8 lanes: Cody-Waite reduction x = n ln2 + r, |r| <= ln2 / 2, and the degree-5 minimax polynomial
@@ -232,6 +235,9 @@ GSDIFF_AVX2 void dropout_backward_range(const float* g, float* out, const uint8_
 
 #undef GSDIFF_AVX2
 }  // namespace
+
+void set_cpu_kernels(bool on) { g_cpu_kernels.store(on, std::memory_order_relaxed); }
+bool cpu_kernels_enabled() { return g_cpu_kernels.load(std::memory_order_relaxed); }
 
 bool group_norm_silu_fusable(const Tensor& x, const Tensor& gamma) {
   return cpu_has_avx2_fma() && x.is_cpu() && x.scalar_type() == at::kFloat && x.dim() >= 2 && x.numel() > 0 &&

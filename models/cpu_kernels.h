@@ -7,6 +7,11 @@
 
 namespace gsdiff {
 
+// Process-wide switch (default on): off makes group_norm_silu_fusable and dropout_fusable false, so callers
+// run ATen's ops instead (for comparisons: the single-node blocks are then bit-identical to the op-by-op graph).
+void set_cpu_kernels(bool on);
+bool cpu_kernels_enabled();
+
 // Whether the fused kernels take `x`: float32, CPU, contiguous [B, C, ...], and a CPU with AVX2 + FMA.
 bool group_norm_silu_fusable(const torch::Tensor& x, const torch::Tensor& gamma);
 

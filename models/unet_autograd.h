@@ -12,7 +12,8 @@ struct AttnBlockImpl;
 // dropout, ...): the forward calls the same ATen ops with recording off and keeps what their backward
 // needs; the backward calls ATen's own backward kernels (convolution_backward, native_group_norm_backward,
 // silu_backward, _softmax_backward_data, bmm) in the chain rule's order. Values and gradients equal the
-// op-by-op graph's, bit for bit where the same kernels run (tests/models/unet_autograd_test.cpp); on the CPU,
+// op-by-op graph's: the ResBlock's bit for bit where the same kernels run (set_cpu_kernels(false)), the
+// AttnBlock's up to bmm's summation order (tests/models/unet_autograd_test.cpp); on the CPU,
 // silu(GroupNorm(x)) and dropout run on the kernels of models/cpu_kernels.h (float32, AVX2: equal up to
 // float rounding; dropout draws its mask from its own counter-based hash, so a seed gives other masks than
 // ATen's bernoulli_), and 1x1 convolutions from 4M multiply-adds up run on oneDNN instead of THNN (faster;

@@ -1,6 +1,8 @@
 // Tests for the single-node ResBlock/AttnBlock autograd (models/unet_autograd.h) against the op-by-op graph.
 #include "models/unet_autograd.h"
 
+#include "models/cpu_kernels.h"
+
 #include <torch/version.h>
 
 #include <map>
@@ -16,10 +18,15 @@ using testing::Bf16Autocast;
 using testing::max_abs_diff;
 using testing::perturb_zero_params;
 
-// Restores the process-wide switch whatever a test does.
+// Restore the process-wide switches whatever a test does.
 struct BlockAutogradSwitch {
   explicit BlockAutogradSwitch(bool on) : before(block_autograd_enabled()) { set_block_autograd(on); }
   ~BlockAutogradSwitch() { set_block_autograd(before); }
+  bool before;
+};
+struct CpuKernelsSwitch {
+  explicit CpuKernelsSwitch(bool on) : before(cpu_kernels_enabled()) { set_cpu_kernels(on); }
+  ~CpuKernelsSwitch() { set_cpu_kernels(before); }
   bool before;
 };
 
@@ -77,9 +84,47 @@ TEST_P(ResBlockSingleNode, ResBlockEqualsTheOpByOpGraph) {
         << name << " " << max_abs_diff(fused.param_grads[name], gr);
 }
 
-// Dropout > 0 on the CPU kernel draws other masks than the op-by-op graph's bernoulli_: see the next test.
+// Dropout > 0 on the CPU kernel draws other masks than the op-by-op graph's bernoulli_: see the tests below.
 INSTANTIATE_TEST_SUITE_P(Shortcut, ResBlockSingleNode,
                          ::testing::Combine(::testing::Values<int64_t>(8, 16), ::testing::Values(0.0)));
+
+// With models/cpu_kernels.h switched off, the ResBlock node runs exactly the op-by-op graph's kernels
+// (dropout's bernoulli_ included, from the same generator state): values and every gradient bit for bit, with
+// and without the shortcut and dropout. The whole U-Net with dropout: the same output bit for bit, gradients
+// within float rounding (the attention node's bmm operands have other strides than autograd's).
+TEST(BlockAutograd, WithAtenKernelsTheNodesAreBitIdentical) {
+  CpuKernelsSwitch kernels(false);
+  for (int64_t in_ch : {8, 16})
+    for (double p : {0.0, 0.3}) {
+      torch::manual_seed(5);
+      ResBlock b(in_ch, 16, 32, p, 4);
+      perturb_zero_params(*b);
+      b->train();
+      auto x = torch::randn({3, in_ch, 8, 8}), proj = torch::randn({3, 16}), g = torch::randn({3, 16, 8, 8});
+      auto f = [&](std::vector<torch::Tensor>& in) { return b->forward_temb_proj(in[0], in[1]); };
+      auto fused = run(*b, true, {x, proj}, g, f);
+      auto ref = run(*b, false, {x, proj}, g, f);
+      EXPECT_NE(node_name(fused.out).find("ResBlockNode"), std::string::npos);
+      EXPECT_TRUE(torch::equal(fused.out, ref.out)) << in_ch << " " << p;
+      for (size_t i = 0; i < 2; ++i) EXPECT_TRUE(torch::equal(fused.input_grads[i], ref.input_grads[i])) << in_ch << " " << p;
+      EXPECT_EQ(fused.param_grads.size(), ref.param_grads.size());
+      for (auto& [name, gr] : ref.param_grads)
+        EXPECT_TRUE(fused.param_grads.count(name) && torch::equal(fused.param_grads[name], gr)) << name;
+    }
+  torch::manual_seed(1);
+  UNet net(testing::tiny_unet().dropout(0.2));
+  perturb_zero_params(*net);
+  net->train();
+  auto x = torch::randn({3, 3, 8, 8}), t = torch::rand({3}), g = torch::randn({3, 3, 8, 8});
+  auto f = [&](std::vector<torch::Tensor>& in) { return net(in[0], t); };
+  auto fused = run(*net, true, {x}, g, f);
+  auto ref = run(*net, false, {x}, g, f);
+  EXPECT_TRUE(torch::equal(fused.out, ref.out));
+  EXPECT_LT(max_abs_diff(fused.input_grads[0], ref.input_grads[0]), 1e-5);
+  EXPECT_EQ(fused.param_grads.size(), ref.param_grads.size());
+  for (auto& [name, gr] : ref.param_grads)
+    EXPECT_LT(max_abs_diff(fused.param_grads[name], gr), 1e-5 * (1 + gr.abs().max().item<double>())) << name;
+}
 
 // With dropout, the node's forward is a deterministic function of its inputs once the generator is seeded;
 // its gradients (x, proj, weights) must be that function's derivatives: central differences along random
