@@ -55,12 +55,8 @@ Run run(torch::nn::Module& m, bool on, const std::vector<torch::Tensor>& inputs,
 
 std::string node_name(const torch::Tensor& t) { return t.grad_fn() ? t.grad_fn()->name() : "(leaf)"; }
 
-class ResBlockSingleNode : public ::testing::TestWithParam<std::tuple<int64_t, double>> {};
-
-// Same dropout mask (same generator state), the same ATen kernels for the convolutions and dropout; on the
-// fused silu(GroupNorm) kernel (AVX2 CPUs) the normalisations agree up to float rounding, else bit for bit.
-TEST_P(ResBlockSingleNode, ResBlockEqualsTheOpByOpGraph) {
-  const auto [in_ch, p] = GetParam();
+// The single-node run and the op-by-op run of ResBlock(in_ch -> 16) with dropout p, in train mode.
+std::pair<Run, Run> resblock_runs(int64_t in_ch, double p) {
   torch::manual_seed(5);
   ResBlock b(in_ch, 16, 32, p, 4);
   perturb_zero_params(*b);
@@ -71,22 +67,48 @@ TEST_P(ResBlockSingleNode, ResBlockEqualsTheOpByOpGraph) {
   auto ref = run(*b, false, {x, proj}, g, f);
   EXPECT_NE(node_name(fused.out).find("ResBlockNode"), std::string::npos) << node_name(fused.out);
   EXPECT_EQ(node_name(ref.out).find("ResBlockNode"), std::string::npos) << node_name(ref.out);
-  auto close = [](const torch::Tensor& a, const torch::Tensor& r) {
-    return max_abs_diff(a, r) <= 1e-5 * (1 + r.abs().max().item<double>());
-  };
-  EXPECT_TRUE(close(fused.out, ref.out)) << max_abs_diff(fused.out, ref.out);
-  for (size_t i = 0; i < 2; ++i)
-    EXPECT_TRUE(close(fused.input_grads[i], ref.input_grads[i]))
-        << i << " " << max_abs_diff(fused.input_grads[i], ref.input_grads[i]);
-  EXPECT_EQ(fused.param_grads.size(), ref.param_grads.size());
-  for (auto& [name, gr] : ref.param_grads)
-    EXPECT_TRUE(fused.param_grads.count(name) && close(fused.param_grads[name], gr))
-        << name << " " << max_abs_diff(fused.param_grads[name], gr);
+  return {fused, ref};
 }
 
-// Dropout > 0 on the CPU kernel draws other masks than the op-by-op graph's bernoulli_: see the tests below.
-INSTANTIATE_TEST_SUITE_P(Shortcut, ResBlockSingleNode,
-                         ::testing::Combine(::testing::Values<int64_t>(8, 16), ::testing::Values(0.0)));
+// The same for the tiny U-Net (attention at 4x4 with 2 heads) with `dropout`.
+std::pair<Run, Run> unet_runs(double dropout) {
+  torch::manual_seed(1);
+  UNet net(testing::tiny_unet().dropout(dropout));
+  perturb_zero_params(*net);
+  net->train();
+  auto x = torch::randn({3, 3, 8, 8}), t = torch::rand({3}), g = torch::randn({3, 3, 8, 8});
+  auto f = [&](std::vector<torch::Tensor>& in) { return net(in[0], t); };
+  auto fused = run(*net, true, {x}, g, f);
+  return {fused, run(*net, false, {x}, g, f)};
+}
+
+// Every gradient of `a` equals `r`'s: bit for bit (rel = 0) or within rel * (1 + max |r|).
+void expect_same_gradients(const Run& a, const Run& r, double rel, const std::string& what) {
+  auto ok = [&](const torch::Tensor& x, const torch::Tensor& y) {
+    return rel == 0 ? torch::equal(x, y) : max_abs_diff(x, y) <= rel * (1 + y.abs().max().item<double>());
+  };
+  ASSERT_EQ(a.input_grads.size(), r.input_grads.size());
+  for (size_t i = 0; i < r.input_grads.size(); ++i)
+    EXPECT_TRUE(ok(a.input_grads[i], r.input_grads[i]))
+        << what << " input " << i << ": " << max_abs_diff(a.input_grads[i], r.input_grads[i]);
+  EXPECT_EQ(a.param_grads.size(), r.param_grads.size()) << what;
+  for (auto& [name, gr] : r.param_grads)
+    EXPECT_TRUE(a.param_grads.count(name) && ok(a.param_grads.at(name), gr))
+        << what << " " << name << ": " << max_abs_diff(a.param_grads.at(name), gr);
+}
+
+class ResBlockSingleNode : public ::testing::TestWithParam<int64_t> {};
+
+// Same convolution kernels; on the fused silu(GroupNorm) kernel (AVX2 CPUs) the normalisations agree up to
+// float rounding (else bit for bit, next test). Dropout > 0 on the CPU kernel draws other masks than the
+// op-by-op graph's bernoulli_: see the tests below.
+TEST_P(ResBlockSingleNode, ResBlockEqualsTheOpByOpGraph) {
+  auto [fused, ref] = resblock_runs(GetParam(), 0.0);
+  EXPECT_LT(max_abs_diff(fused.out, ref.out), 1e-5 * (1 + ref.out.abs().max().item<double>()));
+  expect_same_gradients(fused, ref, 1e-5, "in_ch " + std::to_string(GetParam()));
+}
+
+INSTANTIATE_TEST_SUITE_P(Shortcut, ResBlockSingleNode, ::testing::Values<int64_t>(8, 16));
 
 // With models/cpu_kernels.h switched off, the ResBlock node runs exactly the op-by-op graph's kernels
 // (dropout's bernoulli_ included, from the same generator state): values and every gradient bit for bit, with
@@ -96,34 +118,14 @@ TEST(BlockAutograd, WithAtenKernelsTheNodesAreBitIdentical) {
   CpuKernelsSwitch kernels(false);
   for (int64_t in_ch : {8, 16})
     for (double p : {0.0, 0.3}) {
-      torch::manual_seed(5);
-      ResBlock b(in_ch, 16, 32, p, 4);
-      perturb_zero_params(*b);
-      b->train();
-      auto x = torch::randn({3, in_ch, 8, 8}), proj = torch::randn({3, 16}), g = torch::randn({3, 16, 8, 8});
-      auto f = [&](std::vector<torch::Tensor>& in) { return b->forward_temb_proj(in[0], in[1]); };
-      auto fused = run(*b, true, {x, proj}, g, f);
-      auto ref = run(*b, false, {x, proj}, g, f);
-      EXPECT_NE(node_name(fused.out).find("ResBlockNode"), std::string::npos);
-      EXPECT_TRUE(torch::equal(fused.out, ref.out)) << in_ch << " " << p;
-      for (size_t i = 0; i < 2; ++i) EXPECT_TRUE(torch::equal(fused.input_grads[i], ref.input_grads[i])) << in_ch << " " << p;
-      EXPECT_EQ(fused.param_grads.size(), ref.param_grads.size());
-      for (auto& [name, gr] : ref.param_grads)
-        EXPECT_TRUE(fused.param_grads.count(name) && torch::equal(fused.param_grads[name], gr)) << name;
+      auto [fused, ref] = resblock_runs(in_ch, p);
+      const std::string what = "in_ch " + std::to_string(in_ch) + " p " + std::to_string(p);
+      EXPECT_TRUE(torch::equal(fused.out, ref.out)) << what;
+      expect_same_gradients(fused, ref, 0.0, what);
     }
-  torch::manual_seed(1);
-  UNet net(testing::tiny_unet().dropout(0.2));
-  perturb_zero_params(*net);
-  net->train();
-  auto x = torch::randn({3, 3, 8, 8}), t = torch::rand({3}), g = torch::randn({3, 3, 8, 8});
-  auto f = [&](std::vector<torch::Tensor>& in) { return net(in[0], t); };
-  auto fused = run(*net, true, {x}, g, f);
-  auto ref = run(*net, false, {x}, g, f);
+  auto [fused, ref] = unet_runs(0.2);
   EXPECT_TRUE(torch::equal(fused.out, ref.out));
-  EXPECT_LT(max_abs_diff(fused.input_grads[0], ref.input_grads[0]), 1e-5);
-  EXPECT_EQ(fused.param_grads.size(), ref.param_grads.size());
-  for (auto& [name, gr] : ref.param_grads)
-    EXPECT_LT(max_abs_diff(fused.param_grads[name], gr), 1e-5 * (1 + gr.abs().max().item<double>())) << name;
+  expect_same_gradients(fused, ref, 1e-5, "unet");
 }
 
 // With dropout, the node's forward is a deterministic function of its inputs once the generator is seeded;
@@ -202,12 +204,7 @@ TEST(BlockAutograd, OneDnn1x1ConvolutionsEqualTheOpByOpGraph) {
   auto fused = run(*both, true, {x, proj}, g, f);
   auto ref = run(*both, false, {x, proj}, g, f);
   EXPECT_LT(max_abs_diff(fused.out, ref.out), 1e-5 * (1 + ref.out.abs().max().item<double>()));
-  for (size_t i = 0; i < 2; ++i)
-    EXPECT_LT(max_abs_diff(fused.input_grads[i], ref.input_grads[i]),
-              1e-5 * (1 + ref.input_grads[i].abs().max().item<double>())) << i;
-  EXPECT_EQ(fused.param_grads.size(), ref.param_grads.size());
-  for (auto& [name, gr] : ref.param_grads)
-    EXPECT_LT(max_abs_diff(fused.param_grads[name], gr), 1e-5 * (1 + gr.abs().max().item<double>())) << name;
+  expect_same_gradients(fused, ref, 1e-5, "1x1 on oneDNN");
 }
 
 TEST(BlockAutograd, AttnBlockEqualsTheOpByOpGraph) {
@@ -226,28 +223,14 @@ TEST(BlockAutograd, AttnBlockEqualsTheOpByOpGraph) {
     // The same kernels; the gradient of the scores is formed as autograd's BmmBackward0 forms it, so the
     // results agree to the last bits (summation order inside bmm may differ with the operands' strides).
     EXPECT_LT(max_abs_diff(fused.out, ref.out), 1e-6) << heads;
-    EXPECT_LT(max_abs_diff(fused.input_grads[0], ref.input_grads[0]), 1e-5 * (1 + ref.input_grads[0].abs().max().item<double>()))
-        << heads;
-    for (auto& [name, gr] : ref.param_grads)
-      EXPECT_LT(max_abs_diff(fused.param_grads[name], gr), 1e-5 * (1 + gr.abs().max().item<double>()))
-          << heads << " " << name;
+    expect_same_gradients(fused, ref, 1e-5, "heads " + std::to_string(heads));
   }
 }
 
 TEST(BlockAutograd, WholeUNetGradientsEqualTheOpByOpGraph) {
-  torch::manual_seed(1);
-  UNet net(testing::tiny_unet().dropout(0.0));  // (dropout masks: see the finite-difference test)
-  perturb_zero_params(*net);
-  net->train();
-  auto x = torch::randn({3, 3, 8, 8}), t = torch::rand({3}), g = torch::randn({3, 3, 8, 8});
-  auto f = [&](std::vector<torch::Tensor>& in) { return net(in[0], t); };
-  auto fused = run(*net, true, {x}, g, f);
-  auto ref = run(*net, false, {x}, g, f);
+  auto [fused, ref] = unet_runs(0.0);  // (dropout masks: see the finite-difference test)
   EXPECT_LT(max_abs_diff(fused.out, ref.out), 1e-6);
-  EXPECT_LT(max_abs_diff(fused.input_grads[0], ref.input_grads[0]), 1e-5);
-  EXPECT_EQ(fused.param_grads.size(), ref.param_grads.size());
-  for (auto& [name, gr] : ref.param_grads)
-    EXPECT_LT(max_abs_diff(fused.param_grads[name], gr), 1e-5 * (1 + gr.abs().max().item<double>())) << name;
+  expect_same_gradients(fused, ref, 1e-5, "unet");
 }
 
 TEST(BlockAutograd, FrozenParametersAndInputGetNoGradient) {
