@@ -17,6 +17,14 @@ using torch::Tensor;
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
+// The nodes' backward is not itself differentiable: refuse create_graph rather than return a gradient
+// that silently carries no graph (a gradient penalty, say, needs set_block_autograd(false)).
+void check_no_double_backward(const char* node) {
+  TORCH_CHECK(!torch::GradMode::is_enabled(), node,
+              ": backward with create_graph=true (double backward) is not supported by the single-node U-Net "
+              "blocks; call gsdiff::set_block_autograd(false) (models/unet_autograd.h) before the forward pass");
+}
+
 std::atomic<bool> g_block_autograd{true};
 
 bool autocast_active() {
@@ -79,8 +87,9 @@ std::tuple<Tensor, Tensor, Tensor> conv_backward(const Tensor& g, const Tensor& 
 
 // The dilation to run a 1x1 convolution of `x` with `w` at (the ResBlock shortcut, attention's qkv and
 // output projections). On the CPU, for a 1x1 kernel at batch < 16 on one thread, ATen takes its THNN path
-// (im2col-free GEMMs on the BLAS); oneDNN's kernels took 0.54-0.8x of its time, forward plus backward,
-// from 4M multiply-adds up, and 1.2-3x below that (bench/README.md, "1x1 convolutions"). A 1x1 kernel reads
+// (GEMMs on the BLAS); oneDNN's kernels took 0.54-0.8x of its time, forward plus backward, from 4M
+// multiply-adds up, and 1.2-3x below that (bench/results/epyc-2vcpu-shared-2026-12-01-block-autograd.json,
+// "conv_1x1_microbenchmark"). A 1x1 kernel reads
 // no neighbours, so its dilation changes nothing but ATen's choice of kernels: 2 selects oneDNN.
 int64_t dilation_1x1(const Tensor& x, const Tensor& w) {
   if (!x.is_cpu() || x.scalar_type() != at::kFloat || !at::hasMKLDNN() || !at::globalContext().userEnabledMkldnn())
@@ -100,18 +109,20 @@ enum ResIn { kX, kProj, kN1w, kN1b, kC1w, kC1b, kN2w, kN2b, kC2w, kC2b, kSkw, kS
 
 struct ResBlockNode : torch::autograd::Function<ResBlockNode> {
   static variable_list forward(AutogradContext* ctx, Tensor x, Tensor proj, Tensor n1w, Tensor n1b, Tensor c1w,
-                               Tensor c1b, Tensor n2w, Tensor n2b, Tensor c2w, Tensor c2b, c10::optional<Tensor> skw_, c10::optional<Tensor> skb,
-                               int64_t groups1, double eps1, int64_t groups2, double eps2, double p) {
+                               Tensor c1b, Tensor n2w, Tensor n2b, Tensor c2w, Tensor c2b,
+                               c10::optional<Tensor> skw_, c10::optional<Tensor> skb, int64_t groups1, double eps1,
+                               int64_t groups2, double eps2, double p) {
     at::AutoDispatchBelowADInplaceOrView below_autograd;  // nothing is recorded in here: skip those layers
     const int64_t Co = c1w.size(0);
     const Tensor skw = skw_.value_or(Tensor());
-    auto X = group_norm_input(x);                                        // [B, Ci, H, W]
+    auto X = group_norm_input(x);                                               // [B, Ci, H, W]
     auto [a1, mean1, rstd1, n1] = gn_silu_forward(X, n1w, n1b, groups1, eps1);  // a1 = silu(GroupNorm(x))
     auto h1 = at::conv2d(a1, c1w, c1b, {1, 1}, {1, 1});  // [B, Co, H, W]
     h1.add_(proj.view({-1, Co, 1, 1}));                  // + Dense(temb) [B, Co, 1, 1]
     auto H1 = group_norm_input(h1);
     auto [a2, mean2, rstd2, n2] = gn_silu_forward(H1, n2w, n2b, groups2, eps2);
-    Tensor d = a2, noise;  // d = dropout(a2); noise: the keep bits (CPU kernel), scaled mask (CPU), kept mask (CUDA)
+    // d = dropout(a2); noise: the keep bits (CPU kernel), the scaled mask (CPU) or the kept mask (CUDA)
+    Tensor d = a2, noise;
     if (p > 0) {
       if (dropout_fusable(a2)) {
         std::tie(d, noise) = dropout_forward(a2, p, draw_dropout_seed());
@@ -134,8 +145,9 @@ struct ResBlockNode : torch::autograd::Function<ResBlockNode> {
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    check_no_double_backward("ResBlock");
     const auto s = ctx->get_saved_variables();
-    at::AutoDispatchBelowADInplaceOrView below_autograd;  // no double backward through this node
+    at::AutoDispatchBelowADInplaceOrView below_autograd;
     const auto &x = s[0], &X = s[1], &mean1 = s[2], &rstd1 = s[3], &n1 = s[4], &a1 = s[5], &H1 = s[6],
                &mean2 = s[7], &rstd2 = s[8], &n2 = s[9], &noise = s[10], &d = s[11], &n1w = s[12], &c1w = s[13],
                &n2w = s[14], &c2w = s[15], &skw = s[16], &n1b = s[17], &n2b = s[18];
@@ -211,6 +223,7 @@ struct AttnBlockNode : torch::autograd::Function<AttnBlockNode> {
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    check_no_double_backward("AttnBlock");
     const auto s = ctx->get_saved_variables();
     at::AutoDispatchBelowADInplaceOrView below_autograd;
     const auto &X = s[0], &mean = s[1], &rstd = s[2], &n = s[3], &k = s[4], &v = s[5], &qs = s[6], &wt = s[7],

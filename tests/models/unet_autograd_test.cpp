@@ -259,6 +259,26 @@ TEST(BlockAutograd, FrozenParametersAndInputGetNoGradient) {
   EXPECT_LT(max_abs_diff(gw, b->conv1->weight.grad()), 1e-5 * (1 + gw.abs().max().item<double>()));
 }
 
+TEST(BlockAutograd, DoubleBackwardIsRefusedWithTheWayOut) {
+  ResBlock b(8, 16, 32, 0.0, 4);
+  perturb_zero_params(*b);
+  auto x = torch::randn({2, 8, 4, 4}).requires_grad_(true), proj = torch::randn({2, 16});
+  BlockAutogradSwitch sw(true);
+  auto out = b->forward_temb_proj(x, proj).pow(2).sum();
+  try {
+    torch::autograd::grad({out}, {x}, {}, /*retain_graph=*/true, /*create_graph=*/true);
+    FAIL() << "create_graph went through";
+  } catch (const c10::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("set_block_autograd(false)"), std::string::npos) << e.what();
+  }
+  // First-order gradients of the same graph still work, and op by op double backward does.
+  EXPECT_TRUE(torch::autograd::grad({out}, {x})[0].defined());
+  set_block_autograd(false);
+  auto out2 = b->forward_temb_proj(x, proj).pow(2).sum();
+  auto gx = torch::autograd::grad({out2}, {x}, {}, true, true)[0];
+  EXPECT_TRUE(gx.requires_grad());
+}
+
 TEST(BlockAutograd, OpByOpWhereTheSingleNodeDoesNotApply) {
   ResBlock b(8, 16, 32, 0.0, 4);
   auto x = torch::randn({2, 8, 4, 4}), proj = torch::randn({2, 16});
