@@ -293,14 +293,13 @@ std::tuple<Tensor, Tensor, Tensor> group_norm_silu_backward(const Tensor& dout_,
         sg[c] += (ds[n * C + c] - db[n * C + c] * mp[row]) * rp[row];
         sb[c] += db[n * C + c];
       }
-    if (mask[1]) {
-      dgamma = at::empty({C}, gamma.options());
-      for (int64_t c = 0; c < C; ++c) dgamma.data_ptr<float>()[c] = float(sg[c]);
-    }
-    if (mask[2]) {
-      dbeta = at::empty({C}, gamma.options());
-      for (int64_t c = 0; c < C; ++c) dbeta.data_ptr<float>()[c] = float(sb[c]);
-    }
+    auto to_tensor = [&](const std::vector<double>& v) {
+      auto t = at::empty({C}, gamma.options());
+      std::copy(v.begin(), v.end(), t.data_ptr<float>());  // double -> float
+      return t;
+    };
+    if (mask[1]) dgamma = to_tensor(sg);
+    if (mask[2]) dbeta = to_tensor(sb);
   }
   return {dx, dgamma, dbeta};
 }
