@@ -17,6 +17,8 @@ function(gsdiff_add_library folder)
     $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}/gsdiff>)
   target_link_libraries(${tgt} PUBLIC ${TORCH_LIBRARIES} nlohmann_json::nlohmann_json ${ARG_DEPS})
   target_compile_options(${tgt} PRIVATE ${GSDIFF_COMMON_FLAGS})
+  # Consumers compile gsdiff's headers (and LibTorch's) at the same standard: C++20 on LibTorch 2.
+  target_compile_features(${tgt} PUBLIC cxx_std_${CMAKE_CXX_STANDARD})
   gsdiff_use_pch(${tgt})
 endfunction()
 

@@ -30,6 +30,7 @@
 #include "models/denoiser.h"
 #include "models/unet_autograd.h"
 #include "tools/commands.h"
+#include "tools/sample_util.h"
 #include "train/flat_params.h"
 #include "train/fused_adamw.h"
 
@@ -201,8 +202,7 @@ int cmd_bench(int argc, char** argv) {
                       : nlohmann::json{{"name", "gaussian-vp"}, {"steps", 1000}};
 
   set_threads(args["threads"].as<int>());
-  const torch::Device device(args["device"].as<std::string>());
-  if (device.is_cuda() && !torch::cuda::is_available()) throw std::runtime_error("--device cuda: CUDA is not available");
+  const torch::Device device = parse_device(args["device"].as<std::string>());
   const int64_t steps = std::max<int64_t>(1, args["steps"].as<int64_t>());
   const int64_t warmup = std::max<int64_t>(0, args["warmup"].as<int64_t>());
   int64_t batch = args["batch"].as<int64_t>();

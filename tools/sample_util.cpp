@@ -1,6 +1,8 @@
 // Draws samples with the ancestral sampler and writes them in the data's natural format.
 #include "tools/sample_util.h"
 
+#include <torch/version.h>
+
 #include <fstream>
 #include <iostream>
 
@@ -16,7 +18,14 @@ namespace gsdiff::cli {
 torch::Device parse_device(const std::string& s) {
   if (s == "cpu") return torch::kCPU;
   if (s.rfind("cuda", 0) == 0) {
-    if (!torch::cuda::is_available()) throw std::runtime_error("--device " + s + ": CUDA is not available");
+#if defined(GSDIFF_WITH_CUDA)
+    if (!torch::cuda::is_available())
+      throw std::runtime_error("--device " + s + ": this gsdiff has CUDA (LibTorch " TORCH_VERSION
+                               ") but no CUDA device is visible (driver, CUDA_VISIBLE_DEVICES?)");
+#else
+    throw std::runtime_error("--device " + s + ": this gsdiff was built against a CPU-only LibTorch (" TORCH_VERSION
+                             "); build it against a CUDA PyTorch (scripts/cuda_build.sh) for --device cuda");
+#endif
     return torch::Device(s);
   }
   throw std::invalid_argument("--device must be cpu or cuda[:N], got '" + s + "'");

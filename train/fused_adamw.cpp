@@ -177,7 +177,7 @@ void FusedAdamW::load_torch_adamw(torch::serialize::InputArchive& ar) {
     v_[i].zero_();
     for (size_t k = 0; k < groups[i].index.size(); ++k) {
       const auto& p = flat_.params()[groups[i].index[k]];
-      auto it = legacy.state().find(c10::guts::to_string(p.unsafeGetTensorImpl()));
+      auto it = legacy.state().find(torch_optim_state_key(p));
       if (it == legacy.state().end()) continue;  // never stepped: zero moments
       auto& s = static_cast<torch::optim::AdamWParamState&>(*it->second);
       if (s.exp_avg().numel() != p.numel()) throw std::runtime_error("optimizer state: parameter sizes differ");

@@ -4,6 +4,9 @@
 #include <torch/torch.h>
 
 #include <cstdint>
+#include <sstream>
+#include <string>
+#include <type_traits>
 #include <vector>
 
 #include "train/flat_params.h"
@@ -43,5 +46,18 @@ class FusedAdamW {
   int64_t step_ = 0;
   std::vector<torch::Tensor> m_, v_, denom_;  // denom_: scratch for sqrt(v) / sqrt(bc2) + eps
 };
+
+// The key of a parameter in torch::optim::Optimizer::state(): the TensorImpl's address printed as a string
+// in LibTorch 1.13, the address itself (void*) in LibTorch 2.
+inline auto torch_optim_state_key(const torch::Tensor& p) {
+  using Key = std::decay_t<decltype(std::declval<torch::optim::Optimizer&>().state())>::key_type;
+  if constexpr (std::is_same_v<Key, std::string>) {
+    std::ostringstream os;
+    os << p.unsafeGetTensorImpl();
+    return os.str();
+  } else {
+    return static_cast<void*>(p.unsafeGetTensorImpl());
+  }
+}
 
 }  // namespace gsdiff

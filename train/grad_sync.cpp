@@ -31,7 +31,8 @@ struct GradSync::State {
   // comes from post-hooks on the parameters' gradient accumulators, nothing is copied.
   bool in_place = false;
   const FlatParams* flat = nullptr;
-  std::vector<std::shared_ptr<torch::autograd::Node>> accumulators;
+  // shared_ptr<Node> in LibTorch 1.13, intrusive_ptr<Node> in 2.13
+  std::vector<decltype(torch::autograd::impl::grad_accumulator(std::declval<const torch::Tensor&>()))> accumulators;
   std::vector<uintptr_t> post_keys;
   std::mutex mu;
   bool enabled = true;
