@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# Side-by-side train-step timing: gsdiff bench vs bench/compare_python.py (Debian's PyTorch 1.13 in
-# /usr/bin/python3, same OpenBLAS, same thread count), under each allocator variant, interleaved
-# round-robin so machine noise hits all variants alike. Prints one summary JSON object (medians over
-# rounds of each run's median step) and keeps every raw run in --raw.
+# Side-by-side timing of the train step and of sampling calls: gsdiff bench vs bench/compare_python.py on the
+# same LibTorch (the project venv's torch 2.13, $PYTHON, default .venv/bin/python; same thread count), PyTorch
+# eager and torch.compile'd (--peers), under each allocator variant, interleaved round-robin so machine noise
+# hits all variants alike. Prints one summary JSON object (medians over rounds of each run's median step) and
+# keeps every raw run in --raw.
 #
 #   bench/compare.sh [--gsdiff build/bin/gsdiff] [--rounds 3] [--threads 2] [--warmup 2] [--steps 5]
 #                    [--variants "glibc tuned jemalloc"] [--optimizers "fused torch"] [--blocks "on off"]
-#                    [--baseline BIN] [--raw FILE]
+#                    [--baseline BIN] [--raw FILE] [--peers "eager compiled"] [--seq-len 256]
 #                    CONFIG:BATCH ...
+# Peers: eager = compare_python.py (impl "python"), compiled = compare_python.py --compile (impl
+# "python-compiled"; inductor compiles during its warm-up steps, which are not timed).
 # Variants: glibc = glibc malloc defaults (GSDIFF_MALLOC=default; Python as is); tuned = the mallopt
 # settings of tools/cmd_bench.cpp (Python: the same values through GLIBC_TUNABLES); jemalloc /
 # tcmalloc = LD_PRELOAD of Debian's libjemalloc2 / libtcmalloc-minimal4 for both.
@@ -20,6 +23,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 gsdiff="$here/../build/bin/gsdiff" rounds=3 threads=2 warmup=2 steps=5 variants="glibc tuned jemalloc" optimizers="fused" blocks="on" raw="" baseline=""
+peers="eager compiled" seq_len=256 py=${PYTHON:-$here/../.venv/bin/python}
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --gsdiff) gsdiff="$2"; shift 2 ;;
@@ -32,7 +36,9 @@ while [[ $# -gt 0 ]]; do
     --blocks) blocks="$2"; shift 2 ;;
     --baseline) baseline="$2"; shift 2 ;;
     --raw) raw="$2"; shift 2 ;;
-    -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --peers) peers="$2"; shift 2 ;;
+    --seq-len) seq_len="$2"; shift 2 ;;
+    -h|--help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) break ;;
   esac
 done
@@ -58,15 +64,17 @@ run_variant() {  # impl variant config batch [optimizer] [blocks]
     local bin=$gsdiff
     [[ $impl == gsdiff-baseline ]] && bin=$baseline
     out=$(env "${envs[@]}" "$bin" bench --config "$cfg" --batch "$b" --threads "$threads" --warmup "$warmup" \
-          --steps "$steps" --sample-calls 3 --label "$v" --optimizer "$opt" --block-autograd "$bl")
-    params=$(/usr/bin/python3 -c 'import json,sys; print(json.loads(sys.argv[1])["parameters"])' "$out")
+          --steps "$steps" --sample-calls 3 --seq-len "$seq_len" --label "$v" --optimizer "$opt" --block-autograd "$bl")
+    params=$("$py" -c 'import json,sys; print(json.loads(sys.argv[1])["parameters"])' "$out")
   else
-    out=$(env "${envs[@]}" /usr/bin/python3 "$here/compare_python.py" --config "$cfg" --batch "$b" --threads "$threads" \
-          --warmup "$warmup" --steps "$steps" --expect-params "${params:-0}")
+    local comp=()
+    [[ $impl == python-compiled ]] && comp=(--compile)
+    out=$(env "${envs[@]}" "$py" "$here/compare_python.py" --config "$cfg" --batch "$b" --threads "$threads" \
+          --warmup "$warmup" --steps "$steps" --seq-len "$seq_len" --sample-calls 3 --expect-params "${params:-0}" "${comp[@]}")
   fi
-  /usr/bin/python3 -c 'import json,sys; d=json.loads(sys.argv[1]); d.update(impl=sys.argv[2], variant=sys.argv[3], case=sys.argv[4], round=int(sys.argv[5])); print(json.dumps(d))' \
+  "$py" -c 'import json,sys; d=json.loads(sys.argv[1]); d.update(impl=sys.argv[2], variant=sys.argv[3], case=sys.argv[4], round=int(sys.argv[5])); print(json.dumps(d))' \
     "$out" "$impl" "$v" "$cfg:$b" "$r" >> "$raw"
-  echo "round $r $cfg:$b $impl/$v: $(/usr/bin/python3 -c 'import json,sys; t=json.loads(sys.argv[1])["train"]; print("step %.1f ms wall, %.1f ms cpu" % (t["step_ms_median"], t["step_cpu_ms_median"]))' "$out")" >&2
+  echo "round $r $cfg:$b $impl/$v: $("$py" -c 'import json,sys; t=json.loads(sys.argv[1])["train"]; print("step %.1f ms wall, %.1f ms cpu" % (t["step_ms_median"], t["step_cpu_ms_median"]))' "$out")" >&2
 }
 
 for ((r = 1; r <= rounds; r++)); do
@@ -82,42 +90,52 @@ for ((r = 1; r <= rounds; r++)); do
         done
       done
       [[ -n $baseline ]] && run_variant gsdiff-baseline "$v" "$cfg" "$b" fused
-      run_variant python "$v" "$cfg" "$b"
+      for p in $peers; do
+        if [[ $p == eager ]]; then run_variant python "$v" "$cfg" "$b"; else run_variant python-compiled "$v" "$cfg" "$b"; fi
+      done
     done
   done
 done
 
-/usr/bin/python3 - "$raw" "$threads" <<'PY'
-import json, statistics, sys, collections, platform, datetime, subprocess
+"$py" - "$raw" "$threads" <<'PY'
+import json, statistics, sys, collections, datetime, subprocess
 runs = [json.loads(l) for l in open(sys.argv[1])]
+med = statistics.median
 by = collections.defaultdict(list)
 for d in runs:
-    by[(d["case"], d["variant"], d["impl"])].append(d["train"])
+    by[(d["case"], d["variant"], d["impl"])].append(d)
 summary = {"date": datetime.date.today().isoformat(), "threads": int(sys.argv[2]), "rounds": max(d["round"] for d in runs),
            "cpu": subprocess.run(["sh", "-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"], capture_output=True, text=True).stdout.strip(),
-           "nproc": subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip(), "cases": {}}
-for (case, v, impl), ts in sorted(by.items()):
+           "nproc": subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip(),
+           "torch": sorted({d["torch"] for d in runs if "torch" in d}), "libtorch": sorted({d["libtorch"] for d in runs if "libtorch" in d}),
+           "commit": sorted({d["commit"] for d in runs if "commit" in d}), "cases": {}}
+def sample_cpu(d):
+    return d["sample"].get("call_cpu_ms_median")
+for (case, v, impl), ds in sorted(by.items()):
+    ts = [d["train"] for d in ds]
     c = summary["cases"].setdefault(case, {}).setdefault(v, {})
-    c[impl] = {"step_ms_median": statistics.median(t["step_ms_median"] for t in ts),
-               "step_cpu_ms_median": statistics.median(t["step_cpu_ms_median"] for t in ts),
-               "forward_ms_median": statistics.median(t["forward_ms_median"] for t in ts),
-               "backward_ms_median": statistics.median(t["backward_ms_median"] for t in ts),
-               "optimizer_ms_median": statistics.median(t["optimizer_ms_median"] for t in ts), "runs": len(ts)}
+    c[impl] = {k: med(t[k] for t in ts) for k in ("step_ms_median", "step_cpu_ms_median", "forward_ms_median",
+                                                  "backward_ms_median", "optimizer_ms_median")}
+    c[impl]["sample_call_cpu_ms_median"] = med(sample_cpu(d) for d in ds) if all(sample_cpu(d) for d in ds) else None
+    c[impl]["runs"] = len(ds)
 for case, vs in summary["cases"].items():
     for v, c in vs.items():
         for impl in [i for i in list(c) if i.startswith("gsdiff")]:
-            if "python" not in c:
-                continue
             suffix = impl[len("gsdiff"):].replace("-", "_")  # "" (fused), "_torch", "_blocksoff", "_baseline"
-            c["ratio_cpu" + suffix] = c[impl]["step_cpu_ms_median"] / c["python"]["step_cpu_ms_median"]
-            c["ratio_wall" + suffix] = c[impl]["step_ms_median"] / c["python"]["step_ms_median"]
-            # the same ratio within each round (both runs a few seconds apart), and its median
-            rounds = collections.defaultdict(dict)
-            for d in runs:
-                if d["case"] == case and d["variant"] == v and d["impl"] in (impl, "python"):
-                    rounds[d["round"]][d["impl"]] = d["train"]["step_cpu_ms_median"]
-            per = [x[impl] / x["python"] for _, x in sorted(rounds.items()) if impl in x and "python" in x]
-            c["per_round_ratio_cpu" + suffix] = [round(q, 3) for q in per]
-            c["median_round_ratio_cpu" + suffix] = statistics.median(per)
+            for peer, tag in (("python", ""), ("python-compiled", "_vs_compiled")):
+                if peer not in c:
+                    continue
+                c["ratio_cpu" + suffix + tag] = c[impl]["step_cpu_ms_median"] / c[peer]["step_cpu_ms_median"]
+                c["ratio_wall" + suffix + tag] = c[impl]["step_ms_median"] / c[peer]["step_ms_median"]
+                # the same ratio within each round (both runs seconds apart), and its median: train step, sampling call
+                for what, get in (("", lambda d: d["train"]["step_cpu_ms_median"]), ("_sample", sample_cpu)):
+                    rounds = collections.defaultdict(dict)
+                    for d in runs:
+                        if d["case"] == case and d["variant"] == v and d["impl"] in (impl, peer) and get(d):
+                            rounds[d["round"]][d["impl"]] = get(d)
+                    per = [x[impl] / x[peer] for _, x in sorted(rounds.items()) if impl in x and peer in x]
+                    if per:
+                        c["per_round_ratio_cpu" + what + suffix + tag] = [round(q, 3) for q in per]
+                        c["median_round_ratio_cpu" + what + suffix + tag] = med(per)
 print(json.dumps(summary, indent=1))
 PY

@@ -1,5 +1,11 @@
-#!/usr/bin/python3
-"""The train step of `gsdiff bench` in PyTorch (Python), for side-by-side timing (bench/README.md).
+#!/usr/bin/env python3
+"""The train step and sampling calls of `gsdiff bench` in PyTorch (Python), eager or torch.compile'd, for side-by-side timing (bench/README.md).
+
+Run it with the project venv's torch 2.13 (.venv/bin/python), the same LibTorch gsdiff links. --compile wraps
+the network in torch.compile (inductor; the optimizer stays eager); its compilation happens in the warm-up
+steps, outside the timed ones. Transformer configs get a mirror of models/transformer.cpp (DiT blocks with
+adaLN-zero, rotary positions, SDPA): the step is the one gsdiff bench times for the absorbing process
+(x_t masks each token with probability t, cross-entropy on x0 over all positions).
 
 Its own U-Net of the same architecture as models/unet.cpp (DDPM, Ho et al. 2020: ResBlocks with a
 time embedding, single-head spatial attention at the configured resolutions, conv resampling), built
@@ -136,35 +142,124 @@ class UNet(nn.Module):
         return self.conv_out(F.silu(self.norm_out(h)))
 
 
+class DiTBlock(nn.Module):
+    def __init__(self, dim, heads, mlp_ratio, cond, p):
+        super().__init__()
+        self.heads = heads
+        self.norm1 = nn.LayerNorm(dim, eps=1e-6, elementwise_affine=False)
+        self.qkv = nn.Linear(dim, 3 * dim, bias=False)
+        self.attn_out = nn.Linear(dim, dim, bias=False)
+        self.norm2 = nn.LayerNorm(dim, eps=1e-6, elementwise_affine=False)
+        self.fc1, self.fc2 = nn.Linear(dim, mlp_ratio * dim), nn.Linear(mlp_ratio * dim, dim)
+        self.ada = nn.Linear(cond, 6 * dim)
+        self.drop = nn.Dropout(p)
+
+    def forward(self, x, c, cos, sin):
+        m = self.ada(F.silu(c)).chunk(6, 1)
+        h = self.norm1(x) * (1 + m[1][:, None]) + m[0][:, None]
+        q, k, v = self.qkv(h).unflatten(-1, (3, self.heads, -1)).permute(2, 0, 3, 1, 4)  # [B, H, L, Dh] each
+        q, k = rotate(q, cos, sin), rotate(k, cos, sin)
+        a = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).flatten(2)
+        out = x + m[2][:, None] * self.drop(self.attn_out(a))
+        h = self.norm2(out) * (1 + m[4][:, None]) + m[3][:, None]
+        return out + m[5][:, None] * self.drop(self.fc2(F.gelu(self.fc1(h), approximate="tanh")))
+
+
+def rotate(x, cos, sin):
+    half = x.shape[-1] // 2
+    x1, x2 = x[..., :half], x[..., half:]
+    return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], -1)
+
+
+class Transformer(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        dim, depth, heads = c.get("dim", 768), c.get("depth", 12), c.get("num_heads", 12)
+        cond, mlp, p = c.get("cond_dim", 128), c.get("mlp_ratio", 4), c.get("dropout", 0.1)
+        assert c.get("positions", "rotary") == "rotary" and c.get("input_dim", 0) == 0 and c.get("num_classes", 0) == 0
+        self.tok_embed = nn.Embedding(c.get("vocab_size", 28), dim)
+        hd = dim // heads
+        self.register_buffer("inv_freq", torch.pow(10000.0, -torch.arange(0, hd, 2, dtype=torch.float32) / hd))
+        self.time_embed = SinusoidalEmbedding(256, c.get("time_scale", 1000.0))
+        self.t1, self.t2 = nn.Linear(256, cond), nn.Linear(cond, cond)
+        self.blocks = nn.ModuleList(DiTBlock(dim, heads, mlp, cond, p) for _ in range(depth))
+        self.norm_final = nn.LayerNorm(dim, eps=1e-6, elementwise_affine=False)
+        self.final_ada = nn.Linear(cond, 2 * dim)
+        self.head = nn.Linear(dim, c.get("out_dim", 27))
+        for m in self.modules():  # DiT init as models/transformer.cpp: xavier, zero biases, adaLN-zero, zero head
+            if isinstance(m, nn.Linear):
+                nn.init.xavier_uniform_(m.weight)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+        nn.init.normal_(self.tok_embed.weight, 0.0, 0.02)
+        for m in [b.ada for b in self.blocks] + [self.final_ada, self.head]:
+            nn.init.zeros_(m.weight), nn.init.zeros_(m.bias)
+
+    def forward(self, x, t):
+        h = self.tok_embed(x)
+        ang = torch.arange(x.shape[1], dtype=torch.float32, device=x.device)[:, None] * self.inv_freq[None]
+        cos, sin = torch.cos(ang), torch.sin(ang)  # [L, Dh/2]
+        c = self.t2(F.silu(self.t1(self.time_embed(t))))
+        for b in self.blocks:
+            h = b(h, c, cos, sin)
+        m = self.final_ada(F.silu(c)).chunk(2, 1)
+        return self.head(self.norm_final(h) * (1 + m[1][:, None]) + m[0][:, None])
+
+
+def batches(cfg, a, dev):
+    """Up to 4 (x0, t) pairs made before the timed loop, as gsdiff bench does."""
+    n = min(a.steps + a.warmup, 4)
+    if cfg["type"] == "transformer":
+        shape = (a.batch, a.seq_len)
+        x0s = [torch.randint(0, cfg.get("out_dim", 27), shape).to(dev) for _ in range(n)]
+    else:
+        s = cfg["image_size"]
+        x0s = [(torch.rand(a.batch, cfg["in_channels"], s, s) * 2 - 1).to(dev) for _ in range(n)]
+    return x0s, [torch.rand(a.batch).to(dev) for _ in range(n)]
+
+
+def loss_of(net, cfg, x0, t):
+    """gsdiff bench's step: cosine-VP eps-MSE (U-Net), absorbing masking + cross-entropy on x0 (transformer)."""
+    if cfg["type"] == "transformer":
+        K = cfg.get("out_dim", 27)
+        xt = torch.where(torch.rand(x0.shape, device=x0.device) < t[:, None], torch.full_like(x0, K), x0)
+        out = net(xt, t)
+        return F.cross_entropy(out.reshape(-1, out.shape[-1]), x0.reshape(-1))
+    noise = torch.randn(x0.shape, device=x0.device)
+    al = torch.cos(t * (math.pi / 2)).view(-1, 1, 1, 1)
+    return F.mse_loss(net(al * x0 + torch.sqrt(1 - al * al) * noise, t), noise)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--config", required=True, help="configs/models/unet-*.json or a run config with a model")
+    ap.add_argument("--config", required=True, help="configs/models/{unet,transformer}-*.json or a run config with a model")
     ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--seq-len", type=int, default=256, help="transformer: sequence length L")
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--sample-calls", type=int, default=3, help="eval-mode network calls under no_grad, timed")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--expect-params", type=int, default=0, help="gsdiff's parameter count: assert equal")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--device", default="cpu", help="cpu | cuda")
     ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16"], help="bf16: autocast around forward + loss")
+    ap.add_argument("--compile", action="store_true", help="torch.compile the network (inductor)")
     a = ap.parse_args()
     dev = torch.device(a.device)
     sync = (lambda: torch.cuda.synchronize()) if dev.type == "cuda" else (lambda: None)
     cfg = json.load(open(a.config))
     cfg = cfg.get("model", cfg)
-    if cfg.get("type") != "unet":
-        sys.exit("compare_python.py: only U-Net configs are mirrored in Python")
+    if cfg.get("type") not in ("unet", "transformer"):
+        sys.exit("compare_python.py: only U-Net and transformer configs are mirrored in Python")
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
-    net = UNet(cfg).to(dev)
+    net = (UNet(cfg) if cfg["type"] == "unet" else Transformer(cfg)).to(dev)
     params = sum(p.numel() for p in net.parameters())
     if a.expect_params:
-        assert params == a.expect_params, f"python U-Net has {params} parameters, gsdiff {a.expect_params}"
+        assert params == a.expect_params, f"python {cfg['type']} has {params} parameters, gsdiff {a.expect_params}"
     opt = torch.optim.AdamW(net.parameters(), lr=2e-4)
-    s = cfg["image_size"]
-    shape = (a.batch, cfg["in_channels"], s, s)
-    x0s = [(torch.rand(shape) * 2 - 1).to(dev) for _ in range(min(a.steps + a.warmup, 4))]
-    ts = [torch.rand(a.batch).to(dev) for _ in range(len(x0s))]
+    fnet = torch.compile(net) if a.compile else net
+    x0s, ts = batches(cfg, a, dev)
     net.train()
     fw, bw, ow, sw, sc = [], [], [], [], []
     for i in range(a.warmup + a.steps):
@@ -172,10 +267,7 @@ def main():
         c0, w0 = time.process_time(), time.perf_counter()
         opt.zero_grad()
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=a.precision == "bf16"):
-            noise = torch.randn(x0.shape, device=dev)
-            al = torch.cos(t * (math.pi / 2)).view(-1, 1, 1, 1)
-            xt = al * x0 + torch.sqrt(1 - al * al) * noise
-            loss = F.mse_loss(net(xt, t), noise)
+            loss = loss_of(fnet, cfg, x0, t)
         sync()
         w1 = time.perf_counter()
         loss.backward()
@@ -186,15 +278,28 @@ def main():
         w3, c3 = time.perf_counter(), time.process_time()
         if i >= a.warmup:
             fw.append(w1 - w0); bw.append(w2 - w1); ow.append(w3 - w2); sw.append(w3 - w0); sc.append(c3 - c0)
+    # Sampling: eval-mode calls without autograd on the first batch (a compiled net recompiles for eval once).
+    net.eval()
+    cw, cc = [], []
+    with torch.no_grad(), torch.autocast(dev.type, dtype=torch.bfloat16, enabled=a.precision == "bf16"):
+        x = x0s[0]
+        for i in range(max(1, min(a.warmup, 2)) + a.sample_calls):
+            c0, w0 = time.process_time(), time.perf_counter()
+            fnet(x, ts[i % len(ts)])
+            sync()
+            if i >= max(1, min(a.warmup, 2)):
+                cw.append(time.perf_counter() - w0); cc.append(time.process_time() - c0)
     med = statistics.median
     print(json.dumps({
-        "command": "compare_python", "config": a.config, "device": str(dev), "precision": a.precision, "torch": torch.__version__, "threads": torch.get_num_threads(),
+        "command": "compare_python", "config": a.config, "device": str(dev), "precision": a.precision,
+        "compile": a.compile, "torch": torch.__version__, "threads": torch.get_num_threads(),
         "parameters": params, "batch": a.batch, "steps": a.steps, "warmup": a.warmup,
         "ld_preload": os.environ.get("LD_PRELOAD", ""),
         "train": {"step_ms_median": 1e3 * med(sw), "step_cpu_ms_median": 1e3 * med(sc),
                   "forward_ms_median": 1e3 * med(fw), "backward_ms_median": 1e3 * med(bw),
                   "optimizer_ms_median": 1e3 * med(ow), "examples_per_s": a.batch / med(sw),
                   "step_ms_all": [1e3 * x for x in sw]},
+        "sample": {"calls": a.sample_calls, "call_ms_median": 1e3 * med(cw), "call_cpu_ms_median": 1e3 * med(cc)},
     }))
 
 

@@ -23,6 +23,9 @@ struct DenoiserNetImpl : torch::nn::Module {
   virtual int64_t num_classes() const = 0;
   // The options as a JSON object that make_model() accepts ({"type": ..., ...}).
   virtual nlohmann::json config() const = 0;
+  // False for a network whose output does not depend on t (MDLM's time-independent denoiser for absorbing
+  // processes): samplers that reuse predictions across times (mdlm-cached) are exact only then.
+  virtual bool uses_time() const { return true; }
 };
 TORCH_MODULE(DenoiserNet);
 

@@ -36,12 +36,13 @@ TransformerOptions transformer_options_from_json(const nlohmann::json& j) {
   r.read("max_len", o.max_len());
   r.read("time_scale", o.time_scale());
   r.read("num_classes", o.num_classes());
+  r.read("time_conditioning", o.time_conditioning());
   r.finish();
   return o;
 }
 
 nlohmann::json transformer_options_to_json(const TransformerOptions& o) {
-  return {{"type", "transformer"},
+  nlohmann::json j = {{"type", "transformer"},
           {"vocab_size", o.vocab_size()},
           {"input_dim", o.input_dim()},
           {"out_dim", o.out_dim()},
@@ -55,6 +56,8 @@ nlohmann::json transformer_options_to_json(const TransformerOptions& o) {
           {"max_len", o.max_len()},
           {"time_scale", o.time_scale()},
           {"num_classes", o.num_classes()}};
+  if (!o.time_conditioning()) j["time_conditioning"] = false;  // only when set: older configs stay equal
+  return j;
 }
 
 DiTBlockImpl::DiTBlockImpl(int64_t dim, int64_t h, int64_t mlp_ratio, int64_t cond_dim, double p) : heads(h) {
@@ -153,7 +156,7 @@ torch::Tensor TransformerImpl::forward(torch::Tensor x, torch::Tensor t, torch::
   else
     std::tie(cos, sin) = rotary(pos);  // [L, Dh/2] each
 
-  auto c = t2(F::silu(t1(time_embed(t))));  // [B, cond]
+  auto c = t2(F::silu(t1(time_embed(o.time_conditioning() ? t : torch::zeros_like(t)))));  // [B, cond]
   if (o.num_classes() > 0) {
     if (!y.defined()) y = torch::full_like(t, o.num_classes(), torch::kLong);  // null class
     c = c + class_embed(y);

@@ -29,6 +29,9 @@ struct TransformerOptions {
   TORCH_ARG(int64_t, max_len) = 256;             // learned positions only: longest sequence
   TORCH_ARG(double, time_scale) = 1000.0;
   TORCH_ARG(int64_t, num_classes) = 0;  // > 0: class-conditional; null class = num_classes
+  // false: the network ignores t (its conditioning sees t = 0 always). For absorbing processes p(x0 | x_t)
+  // does not depend on t (Sahoo et al. 2024, MDLM), and only such a model makes mdlm-cached exact.
+  TORCH_ARG(bool, time_conditioning) = true;
 };
 
 TransformerOptions transformer_options_from_json(const nlohmann::json& j);
@@ -53,6 +56,7 @@ struct TransformerImpl : DenoiserNetImpl {
   // x: int64 [B,L] or float [B,L,input_dim]; t [B]; y optional [B] -> [B,L,out_dim]
   torch::Tensor forward(torch::Tensor x, torch::Tensor t, torch::Tensor y = {}) override;
   int64_t num_classes() const override { return options.num_classes(); }
+  bool uses_time() const override { return options.time_conditioning(); }
   nlohmann::json config() const override;
   void reset();
 

@@ -118,6 +118,10 @@ Tensor sample_mdlm_cached(const Process& p, const DenoiseFn& f, const std::vecto
   if (!dynamic_cast<const AbsorbingProcess*>(&c))
     throw std::invalid_argument("mdlm-cached: needs the absorbing process, got " + p.name());
   check_grid(grid, "mdlm-cached");
+  if (o.denoiser_uses_t)
+    throw std::invalid_argument(
+        "mdlm-cached: reuses a row's prediction across times, which is exact only for a denoiser that ignores t; this "
+        "one is time-conditioned (train with model.time_conditioning = false, or sample with --sampler ancestral)");
   // For absorbing diffusion p(x0 | x_t) depends on x_t only, not on t (MDLM drops the time input), so a
   // prediction stays valid until a token of its row changes; only changed rows are sent to the network.
   SamplerStats local;

@@ -25,6 +25,9 @@ struct SamplerOptions {
   double snr = 0.16;            // pc: Langevin corrector's signal-to-noise ratio (Song et al. 2021)
   int64_t corrector_steps = 1;  // pc: Langevin steps per predictor step
   bool ordinal = false;         // tau-leaping: add jump displacements (ordinal states) instead of taking one fired jump
+  // mdlm-cached: whether the DenoiseFn's output depends on t (DenoiserNetImpl::uses_time; an expert switch does).
+  // The cache is exact only for a time-independent denoiser: with true, mdlm-cached refuses.
+  bool denoiser_uses_t = true;
   torch::Device device = torch::kCPU;
   torch::ScalarType dtype = torch::kFloat32;  // state dtype of continuous samplers
   SamplerStats* stats = nullptr;              // optional call counter

@@ -318,7 +318,7 @@ int cmd_bench(int argc, char** argv) {
 
   // Sampling: network calls in eval mode without autograd, the reverse-process input shape.
   net->eval();
-  std::vector<double> call_w;
+  std::vector<double> call_w, call_c;
   double flops_forward = 0;
   {
     torch::NoGradGuard ng;
@@ -327,10 +327,11 @@ int cmd_bench(int argc, char** argv) {
     for (int64_t i = 0; i < std::min<int64_t>(warmup, 1); ++i) net->forward(x, ts[0]);
     sync();
     for (int64_t i = 0; i < sample_calls; ++i) {
-      double w0 = wall_seconds();
+      double w0 = wall_seconds(), c0 = cpu_seconds();
       auto out = net->forward(x, ts[i % ts.size()]);
       sync();
       call_w.push_back(wall_seconds() - w0);
+      call_c.push_back(cpu_seconds() - c0);
     }
     FlopCounter fc;
     fc.start();
@@ -380,6 +381,7 @@ int cmd_bench(int argc, char** argv) {
   r["sample"] = {{"calls", sample_calls},
                  {"calls_per_s", med_call > 0 ? 1.0 / med_call : 0.0},
                  {"call_ms_median", 1e3 * med_call},
+                 {"call_cpu_ms_median", 1e3 * median(call_c)},
                  {"examples_per_s", med_call > 0 ? batch / med_call : 0.0}};
   r["flops"] = {{"method", "RecordFunction observer on one eval forward: 2*MACs of aten::convolution/mm/addmm/bmm/baddbmm; train step = 3 x forward"},
                 {"forward", flops_forward},

@@ -97,6 +97,7 @@ int cmd_sample(int argc, char** argv) {
     so.eta = args["eta"].as<double>();
     so.snr = args["snr"].as<double>();
     so.corrector_steps = args["corrector-steps"].as<int64_t>();
+    so.denoiser_uses_t = r.model->uses_time() || args.count("low-noise-checkpoint") > 0;  // experts switch on t
     so.device = req.device;
     auto ds = data::make_dataset(eval_data_config(r.config));
     sample_fn_to_file(*r.process, f, ds->example_shape(), r.process->num_categories(), args["sampler"].as<std::string>(), so,

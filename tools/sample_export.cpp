@@ -51,7 +51,9 @@ void sample_export_to_file(const std::string& model_path, const std::string& sam
   register_builtins();
   auto process = make_process(ex.meta.at("process"));
   auto shape = ex.meta.at("data_shape").get<std::vector<int64_t>>();
-  sample_fn_to_file(*process, jit_denoise_fn(ex.module), shape, process->num_categories(), sampler, opts, num, steps,
+  SamplerOptions o = opts;
+  o.denoiser_uses_t = ex.meta.at("model").value("time_conditioning", true);  // the exported network's option
+  sample_fn_to_file(*process, jit_denoise_fn(ex.module), shape, process->num_categories(), sampler, o, num, steps,
                     seed, out);
 }
 

@@ -129,9 +129,40 @@ std::vector<std::string> list_checkpoints(const std::string& dir) {
   return out;
 }
 
-void prune_checkpoints(const std::string& dir, int64_t keep) {
-  auto all = list_checkpoints(dir);
-  for (size_t i = size_t(std::max<int64_t>(keep, 0)); i < all.size(); ++i) fs::remove(all[i]);
+std::vector<std::string> prune_checkpoints(const std::string& dir, int64_t keep, const std::string& written) {
+  // Newest first by step; a file counts toward `keep` only once its envelope verifies (or it is the file
+  // just written), so a corrupt high-numbered file never displaces a valid one: it is removed.
+  std::vector<std::string> removed;
+  int64_t kept = 0;
+  if (!written.empty()) ++kept;
+  for (const auto& p : list_checkpoints(dir)) {
+    if (!written.empty() && fs::equivalent(p, written)) continue;
+    bool valid = true;
+    if (kept < keep) {
+      try {
+        read_checkpoint_file(p);
+      } catch (const CheckpointError& e) {
+        std::cerr << "warning: removing " << e.what() << "\n";
+        valid = false;
+      }
+    }
+    if (valid && kept < keep) {
+      ++kept;
+      continue;
+    }
+    std::error_code ec;
+    fs::remove(p, ec);
+    if (!ec) removed.push_back(p);
+  }
+  return removed;
+}
+
+int64_t checkpoint_step(const std::string& path) {
+  const auto n = fs::path(path).filename().string();  // ckpt-<digits>.gsdiff
+  if (n.rfind("ckpt-", 0) != 0 || n.size() <= 12) return -1;
+  const auto digits = n.substr(5, n.size() - 12);
+  if (digits.empty() || digits.find_first_not_of("0123456789") != std::string::npos) return -1;
+  return std::stoll(digits);
 }
 
 std::string newest_valid_checkpoint(const std::string& dir) {

@@ -27,8 +27,11 @@ void bytes_to_archive(const std::string& bytes, torch::serialize::InputArchive& 
 // Checkpoint file names in `dir`: ckpt-<step, 8 digits>.gsdiff; newest (highest step) first.
 std::string checkpoint_name(int64_t step);
 std::vector<std::string> list_checkpoints(const std::string& dir);
-// Deletes all but the newest `keep` checkpoints in dir.
-void prune_checkpoints(const std::string& dir, int64_t keep);
+// Keeps the `keep` newest valid checkpoints of dir by step, the file just `written` (if given) always among them,
+// and removes the rest: older ones and every corrupt one (named on stderr). Returns the removed paths.
+std::vector<std::string> prune_checkpoints(const std::string& dir, int64_t keep, const std::string& written = {});
+// The step in a checkpoint's file name (ckpt-<step>.gsdiff), -1 for another name.
+int64_t checkpoint_step(const std::string& path);
 // The newest checkpoint in dir whose envelope verifies (warns on stderr about each corrupt one);
 // empty when there is none.
 std::string newest_valid_checkpoint(const std::string& dir);

@@ -20,7 +20,8 @@ struct AdamWFloat {
 };
 
 // Elements [from, n) in one pass, per element the arithmetic of step()'s op sequence as LibTorch 1.13's
-// vectorised CPU kernels do it (equal bit for bit to the ops on an AVX-512 EPYC: tests/train/fused_adamw_test.cpp):
+// vectorised CPU kernels do it (equal bit for bit to the ops on an AVX-512 EPYC: tests/train/fused_adamw_test.cpp;
+// on LibTorch 2.13 too, except that ATen's float sqrt there is not correctly rounded and this one is):
 //   p.mul_(decay)                      p * decay
 //   m.mul_(b1).add_(g, 1 - b1)         fma(g, 1 - b1, m * b1)          (ufunc add: vec::fmadd)
 //   v.mul_(b2).addcmul_(g, g, 1 - b2)  fma((1 - b2) * g, g, v * b2)    (compiled to an FMA)

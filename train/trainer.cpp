@@ -74,6 +74,7 @@ Trainer::Trainer(Config cfg, TrainerEnv env)
   std::string resume = env_.resume;
   if (resume == "auto") resume = newest_valid_checkpoint(env_.out_dir);
   if (!resume.empty()) load_checkpoint(resume);
+  check_out_dir(resume);
   if (env_.dist) {  // rank 0's weights everywhere (the noise streams: seed_micro_batch)
     grad_sync_ = std::make_unique<dist::GradSync>(env_.dist, *flat_);  // in place on the flat gradients
     grad_sync_->broadcast_parameters();
@@ -83,6 +84,22 @@ Trainer::Trainer(Config cfg, TrainerEnv env)
 }
 
 Trainer::~Trainer() = default;
+
+// One run per output directory: a fresh run does not start among another run's checkpoints (pruning and
+// --resume auto would mix them), and a resume from an older checkpoint does not continue below later ones.
+void Trainer::check_out_dir(const std::string& resumed) const {
+  if (!is_main()) return;
+  const auto newest_valid = newest_valid_checkpoint(env_.out_dir);  // corrupt files alone hold no run
+  if (newest_valid.empty()) return;
+  if (resumed.empty())
+    throw std::runtime_error("--out " + env_.out_dir + " already holds checkpoints of a run (newest " + newest_valid +
+                             "): --resume auto continues that run; give another --out for a new one");
+  const int64_t newest = checkpoint_step(newest_valid);
+  if (newest > step_)
+    throw std::runtime_error("--resume " + resumed + " is at step " + std::to_string(step_) + " but --out " +
+                             env_.out_dir + " holds a later checkpoint (step " + std::to_string(newest) +
+                             "): continuing would mix two runs; use --resume auto, or another --out");
+}
 
 int Trainer::rank() const { return env_.dist ? env_.dist->rank() : 0; }
 int Trainer::world() const { return env_.dist ? env_.dist->world() : 1; }

@@ -65,6 +65,7 @@ class Trainer {
   void run(int64_t until = -1);
   // One optimizer iteration (accumulate micro-batches). False when skipped for a non-finite loss/grad.
   bool step();
+  void check_out_dir(const std::string& resumed) const;  // one run per --out (trainer.cpp)
   std::string save_checkpoint();  // out_dir/ckpt-<step>.gsdiff; prunes to train.keep_checkpoints
   void load_checkpoint(const std::string& path);
 

@@ -46,7 +46,7 @@ std::string Trainer::save_checkpoint() {
   ar.write("loader", c10::IValue(loader_->position().to_json().dump()));
   auto path = env_.out_dir + "/" + checkpoint_name(step_);
   write_checkpoint_file(path, archive_to_bytes(ar));
-  prune_checkpoints(env_.out_dir, cfg_.train.keep_checkpoints());
+  prune_checkpoints(env_.out_dir, cfg_.train.keep_checkpoints(), path);
   return path;
 }
 

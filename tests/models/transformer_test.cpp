@@ -58,6 +58,25 @@ TEST(Transformer, TimeConditionsTheOutput) {
   EXPECT_GT(max_abs_diff(net(x, torch::full({2}, 0.05)), net(x, torch::full({2}, 0.95))), 1e-3);
 }
 
+// time_conditioning = false (MDLM's time-independent denoiser): the output ignores t, the option survives the
+// JSON round trip, and the network says so (uses_time) for the samplers that rely on it.
+TEST(Transformer, TimeIndependentOptionIgnoresT) {
+  torch::manual_seed(4);
+  Transformer net(tiny_transformer().time_conditioning(false));
+  perturb_zero_params(*net);
+  net->eval();  // no dropout
+  auto x = torch::randint(0, 6, {2, 9});
+  EXPECT_TRUE(torch::equal(net(x, torch::full({2}, 0.1)), net(x, torch::full({2}, 0.9))));
+  EXPECT_FALSE(net->uses_time());
+  auto j = net->config();
+  EXPECT_EQ(j.at("time_conditioning"), false);
+  EXPECT_FALSE(transformer_options_from_json(j).time_conditioning());
+  Transformer timed(tiny_transformer());
+  EXPECT_TRUE(timed->uses_time());
+  EXPECT_FALSE(timed->config().contains("time_conditioning"));  // the default stays out: older configs compare equal
+  EXPECT_EQ(count_parameters(*net), count_parameters(*timed));
+}
+
 TEST(Transformer, ClassLabelConditionsAndNullClassIsDefault) {
   Transformer net(tiny_transformer().num_classes(4));
   perturb_zero_params(*net);

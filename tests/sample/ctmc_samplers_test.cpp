@@ -40,7 +40,9 @@ TEST_P(CategoricalRecovery, TotalVariationWithinSamplingError) {
   auto px0 = data_law();
   const int64_t N = 8000;
   auto gen = testing::seeded(11);
-  auto x = make_sampler(c.sampler)(*p, exact_categorical_denoiser(*p, px0), time_grid(*p, c.steps), {N, 3}, gen, {});
+  SamplerOptions so;
+  so.denoiser_uses_t = false;  // the exact absorbing/uniform p(x0 | x_t) normalises away t's factors
+  auto x = make_sampler(c.sampler, so)(*p, exact_categorical_denoiser(*p, px0), time_grid(*p, c.steps), {N, 3}, gen, {});
   ASSERT_EQ(x.sizes(), (std::vector<int64_t>{N, 3}));
   EXPECT_TRUE(((x >= 0) & (x < 4)).all().item<bool>()) << "mask or out-of-range states left";
   auto emp = empirical(x, 4);
@@ -107,6 +109,7 @@ TEST(MdlmCached, SameSamplesAsAncestralWithFewerNetworkCalls) {
     SamplerOptions op, oc;
     op.stats = &plain;
     oc.stats = &cached;
+    oc.denoiser_uses_t = false;  // absorbing: the exact p(x0 | x_t) does not depend on t
     auto g1 = testing::seeded(9), g2 = testing::seeded(9);
     auto a = make_sampler("ancestral", op)(*p, f, grid, {B, 3}, g1, {});
     auto b = make_sampler("mdlm-cached", oc)(*p, f, grid, {B, 3}, g2, {});
@@ -122,7 +125,45 @@ TEST(MdlmCached, SameSamplesAsAncestralWithFewerNetworkCalls) {
   }
   auto u = make_cat("uniform");
   auto gen = testing::seeded(0);
-  EXPECT_THROW(make_sampler("mdlm-cached")(*u, f, grid, {2, 3}, gen, {}), std::invalid_argument);
+  SamplerOptions o;
+  o.denoiser_uses_t = false;
+  EXPECT_THROW(make_sampler("mdlm-cached", o)(*u, f, grid, {2, 3}, gen, {}), std::invalid_argument);
+}
+
+// A denoiser that depends on t (here the exact denoiser of one law above t = 0.5 and of another below it, as an
+// expert switch or a time-conditioned network would): mdlm-cached refuses it by default, and forced to cache it
+// anyway its samples leave ancestral's, which is how a stale cache shows.
+TEST(MdlmCached, RefusesATimeDependentDenoiserAndItsCacheWouldBeStale) {
+  auto p = make_cat("absorbing");
+  auto hi = exact_categorical_denoiser(*p, data_law());
+  auto lo = exact_categorical_denoiser(*p, data_law().flip(1));
+  DenoiseFn f = [&](const torch::Tensor& x, const torch::Tensor& t) {
+    auto above = (t > 0.5).view({-1, 1, 1});  // [B, 1, 1]
+    return torch::where(above, hi(x, t), lo(x, t));
+  };
+  auto grid = time_grid(*p, 100);
+  const int64_t B = 8000;
+  auto g0 = testing::seeded(3);
+  try {
+    make_sampler("mdlm-cached")(*p, f, grid, {B, 3}, g0, {});
+    FAIL() << "mdlm-cached accepted a time-conditioned denoiser";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("time-conditioned"), std::string::npos) << e.what();
+  }
+  SamplerOptions forced;
+  forced.denoiser_uses_t = false;  // a false claim: the test must tell the stale cache from the correct chain
+  auto g1 = testing::seeded(3), g2 = testing::seeded(3);
+  auto a = make_sampler("ancestral")(*p, f, grid, {B, 3}, g1, {});
+  auto b = make_sampler("mdlm-cached", forced)(*p, f, grid, {B, 3}, g2, {});
+  EXPECT_FALSE(torch::equal(a, b));
+  // Each token unmasks at a uniform time (alpha_t = 1 - t) and is drawn from the prediction of its step: hi's
+  // law above 0.5, lo's below. Position 1, k = 3: hi 0.1, lo 0.7, so the correct chain gives 0.5 0.1 + 0.5 0.7
+  // = 0.4. The stale cache draws every row's first unmasking below 0.5 from a prediction made above it (hi):
+  // fewer 3s. Tolerance: 5 binomial standard deviations of one frequency over B rows.
+  const double tol = 5 * std::sqrt(0.4 * 0.6 / double(B));
+  auto pa = empirical(a, 4), pb = empirical(b, 4);
+  EXPECT_NEAR(pa[1][3].item<double>(), 0.4, tol);
+  EXPECT_LT(pb[1][3].item<double>(), 0.4 - tol);
 }
 
 TEST(DiscreteSamplers, DeterministicForAFixedGenerator) {
@@ -134,9 +175,11 @@ TEST(DiscreteSamplers, DeterministicForAFixedGenerator) {
     for (const auto& name : sampler_names(Space::Discrete)) {
       if (name == "mdlm-cached" && proc != "absorbing") continue;
       auto g1 = testing::seeded(2), g2 = testing::seeded(2), g3 = testing::seeded(3);
-      auto a = make_sampler(name)(*p, f, grid, {64, 3}, g1, {});
-      auto b = make_sampler(name)(*p, f, grid, {64, 3}, g2, {});
-      auto c = make_sampler(name)(*p, f, grid, {64, 3}, g3, {});
+      SamplerOptions so;
+      so.denoiser_uses_t = false;  // the exact denoiser's normalised p(x0 | x_t) does not depend on t
+      auto a = make_sampler(name, so)(*p, f, grid, {64, 3}, g1, {});
+      auto b = make_sampler(name, so)(*p, f, grid, {64, 3}, g2, {});
+      auto c = make_sampler(name, so)(*p, f, grid, {64, 3}, g3, {});
       EXPECT_TRUE(torch::equal(a, b)) << proc << "/" << name;
       EXPECT_FALSE(torch::equal(a, c)) << proc << "/" << name;
     }

@@ -61,6 +61,25 @@ TEST(CliTrain, TrainEvalSampleEndToEnd) {
   EXPECT_TRUE(std::filesystem::exists(out + "/ckpt-00000005.gsdiff"));
 }
 
+// One run per --out: a fresh run among another run's checkpoints, or a resume from below the newest, is
+// refused with the flag named (pruning and --resume auto would otherwise mix two runs and delete one's files).
+TEST(CliTrain, OutDirHoldsOneRun) {
+  auto out = fresh_out_dir("onerun");
+  auto tr = run_cli("train --config " + kQuickstartConfig + kTinyTrain + " --set train.checkpoint_every=1 --set train.keep_checkpoints=3 --out " + out);
+  ASSERT_EQ(tr.rc, 0) << tr.out;
+  ASSERT_TRUE(std::filesystem::exists(out + "/ckpt-00000001.gsdiff"));
+  auto again = run_cli("train --config " + kQuickstartConfig + kTinyTrain + " --out " + out);
+  EXPECT_NE(again.rc, 0);
+  EXPECT_NE(again.out.find("--out " + out + " already holds checkpoints"), std::string::npos) << again.out;
+  EXPECT_EQ(again.out.find("Exception raised from"), std::string::npos) << again.out;  // no C++ backtrace
+  auto older = run_cli("train --config " + kQuickstartConfig + kTinyTrain + " --set train.steps=4 --out " + out +
+                       " --resume " + out + "/ckpt-00000001.gsdiff");
+  EXPECT_NE(older.rc, 0);
+  EXPECT_NE(older.out.find("holds a later checkpoint (step 3)"), std::string::npos) << older.out;
+  EXPECT_TRUE(std::filesystem::exists(out + "/ckpt-00000003.gsdiff"));  // nothing was removed
+  EXPECT_TRUE(std::filesystem::exists(out + "/ckpt-00000001.gsdiff"));
+}
+
 TEST(CliTrain, ConfigErrorsNameTheKey) {
   auto r = run_cli("train --config " + kQuickstartConfig + " --set train.bogus=1 --out " + fresh_out_dir("err1"));
   EXPECT_EQ(r.rc, 1);

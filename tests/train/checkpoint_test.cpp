@@ -70,10 +70,38 @@ TEST(CheckpointFile, NewestValidSkipsCorruptAndPruneKeepsK) {
   bytes[50] ^= 1;
   write_all(dir + "/" + checkpoint_name(3), bytes);
   EXPECT_EQ(newest_valid_checkpoint(dir), dir + "/" + checkpoint_name(2));
-  prune_checkpoints(dir, 2);
+  auto removed = prune_checkpoints(dir, 2);
+  // The corrupt step-3 file does not take a slot: the two valid ones stay, the corrupt one goes.
   auto left = list_checkpoints(dir);
   ASSERT_EQ(left.size(), 2u);
-  EXPECT_EQ(left[1], dir + "/" + checkpoint_name(2));
+  EXPECT_EQ(left[0], dir + "/" + checkpoint_name(2));
+  EXPECT_EQ(left[1], dir + "/" + checkpoint_name(1));
+  ASSERT_EQ(removed.size(), 1u);
+  EXPECT_EQ(removed[0], dir + "/" + checkpoint_name(3));
+}
+
+TEST(CheckpointFile, PruneByValidityAndStepKeepsTheFileJustWritten) {
+  auto dir = testing::fresh_dir("prune");
+  // Valid 5 and 7, a corrupt 9 (not an envelope at all), and a truncated 6; then step 8 is written.
+  for (int s : {5, 7}) write_checkpoint_file(dir + "/" + checkpoint_name(s), std::string(64, char('a' + s)));
+  write_all(dir + "/" + checkpoint_name(9), std::string(300, 'z'));
+  write_checkpoint_file(dir + "/" + checkpoint_name(6), std::string(64, 'q'));
+  auto b = read_all(dir + "/" + checkpoint_name(6));
+  write_all(dir + "/" + checkpoint_name(6), b.substr(0, b.size() - 3));
+  const auto written = dir + "/" + checkpoint_name(8);
+  write_checkpoint_file(written, std::string(64, 'w'));
+  prune_checkpoints(dir, 2, written);
+  auto left = list_checkpoints(dir);  // newest first
+  ASSERT_EQ(left.size(), 2u);
+  EXPECT_EQ(left[0], written);
+  EXPECT_EQ(left[1], dir + "/" + checkpoint_name(7));  // name order alone would have kept the corrupt 9
+  // keep = 1: only the file just written, even with no valid file above it.
+  prune_checkpoints(dir, 1, written);
+  left = list_checkpoints(dir);
+  ASSERT_EQ(left.size(), 1u);
+  EXPECT_EQ(left[0], written);
+  EXPECT_EQ(checkpoint_step(written), 8);
+  EXPECT_EQ(checkpoint_step(dir + "/notes.txt"), -1);
 }
 
 class TrainerState : public ::testing::Test {
