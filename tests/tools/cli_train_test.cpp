@@ -4,6 +4,8 @@
 #include "tools/cli_test_util.h"
 #include <nlohmann/json.hpp>
 #include <sys/wait.h>
+#include <torch/cuda.h>
+#include <torch/version.h>
 
 #include <array>
 #include <cstdio>
@@ -78,6 +80,21 @@ TEST(CliTrain, OutDirHoldsOneRun) {
   EXPECT_NE(older.out.find("holds a later checkpoint (step 3)"), std::string::npos) << older.out;
   EXPECT_TRUE(std::filesystem::exists(out + "/ckpt-00000003.gsdiff"));  // nothing was removed
   EXPECT_TRUE(std::filesystem::exists(out + "/ckpt-00000001.gsdiff"));
+}
+
+// --device cuda where it cannot run: one message naming the LibTorch the binary was built against.
+TEST(CliTrain, DeviceCudaWithoutCudaNamesTheLibTorch) {
+  if (torch::cuda::is_available()) GTEST_SKIP() << "a CUDA device is visible";
+  auto r = run_cli("bench --config " + std::string(GSDIFF_SOURCE_DIR) + "/configs/models/unet-tiny.json --device cuda");
+  EXPECT_NE(r.rc, 0);
+#if defined(GSDIFF_WITH_CUDA)
+  const std::string want = "this gsdiff has CUDA (LibTorch " TORCH_VERSION ") but no CUDA device is visible";
+#else
+  const std::string want = "built against a CPU-only LibTorch (" TORCH_VERSION ")";
+#endif
+  EXPECT_NE(r.out.find("--device cuda: "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find(want), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("Exception raised from"), std::string::npos) << r.out;
 }
 
 TEST(CliTrain, ConfigErrorsNameTheKey) {

@@ -65,7 +65,8 @@ TEST(TorchVersions, RandomStreamsAgainstPythonTorch) {
 #if TORCH_VERSION_MAJOR >= 2
   EXPECT_TRUE(differ.empty()) << "the same ATen must draw the same streams from C++ and Python: " << list;
 #else
-  EXPECT_EQ(list, GSDIFF_EXPECT_113_STREAM_DIFFS) << "LibTorch 1.13 against 2.13 (README lists the known differences)";
+  const std::string known_113 = "UNMEASURED";
+  EXPECT_EQ(list, known_113) << "LibTorch 1.13 against 2.13 (README lists the known differences)";
 #endif
 }
 
