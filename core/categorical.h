@@ -52,8 +52,9 @@ class CategoricalProcess : public Process {
   // Logits [B, ..., K] -> log p(x0 | x_t) [B, ..., K], zero mass on x0 that cannot reach x_t.
   //   bayes (default):  p(x0 | x_t) ∝ q(x_t | x0) exp(logits)  -- the network gives the x0 factor, the kernel
   //     the likelihood, as D3PM's reverse step does (Austin et al. 2021, eq. 4). It is exact to first order
-  //     as t -> 0 (p(x0 != x_t | x_t) shrinks like q(x_t | x0) does), so the continuous-time integrand stays
-  //     bounded for any network; for absorbing it equals MDLM's carry-over.
+  //     as t -> 0 (p(x0 != x_t | x_t) shrinks like q(x_t | x0) does), so for any network the continuous-time
+  //     integrand grows at most like log(1/t), as the exact denoiser's does, and the bound converges; for
+  //     absorbing it equals MDLM's carry-over.
   //   masked: softmax(logits) restricted to reachable x0 (MDLM's carry-over, generalised); in continuous time
   //     a network whose p(x0 != x_t | x_t) does not shrink like t gives an integrand ~ c / t near 0.
   torch::Tensor read_output(const torch::Tensor& out, const torch::Tensor& xt, const torch::Tensor& t) const override;
