@@ -31,7 +31,10 @@ nlohmann::json BoundResult::to_json() const {
     j["time_samples"] = time_samples;
     j["time_sampling"] = time_sampling;
     j["passes"] = passes;
-    if (target_stderr > 0) j["target_stderr"] = target_stderr;
+    if (target_stderr > 0) {
+      j["target_stderr"] = target_stderr;
+      j["target_reached"] = stderr_ <= target_stderr;  // not when the spread over examples alone exceeds it
+    }
   } else if ((estimate == "exact" || estimate == "quadrature") && !extra.contains("diffusion_terms")) {
     j["quadrature_nodes"] = nodes;
     j["quadrature_error"] = quadrature_error;
