@@ -100,9 +100,15 @@ Tensor quadrature_diffusion(const Process& p, const DenoiseFn& f, const Tensor& 
                             const ElboOptions& opts, ElboTerms& out) {
   auto seed = at::randint(0, int64_t(1) << 62, {1}, gen, torch::TensorOptions().dtype(torch::kLong).device(gen.device()))
                   .item<int64_t>();  // forks the stream, so gen moves on
+  const int64_t R = std::max<int64_t>(1, opts.noise_samples());
   auto node = [&](double t) {
-    auto g = make_generator(gen.device(), uint64_t(seed));
-    return integrand_term(p, f, x0, time_like(x0, t), g).to(torch::kFloat64);  // [B]
+    Tensor sum;
+    for (int64_t r = 0; r < R; ++r) {  // stream r: the same noise at every node
+      auto g = make_generator(gen.device(), uint64_t(seed) + uint64_t(r) * 0x9E3779B97F4A7C15ULL);
+      auto v = integrand_term(p, f, x0, time_like(x0, t), g).to(torch::kFloat64);  // [B]
+      sum = sum.defined() ? sum + v : v;
+    }
+    return sum / double(R);
   };
   if (opts.quadrature_nodes() > 0) {
     auto [nodes, weights] = gauss_legendre(int(opts.quadrature_nodes()), p.t_min(), 1.0);

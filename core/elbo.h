@@ -25,6 +25,9 @@ struct ElboOptions {
   TORCH_ARG(bool, exact) = false;
   TORCH_ARG(int64_t, time_samples) = 1;
   TORCH_ARG(double, quadrature_tol) = 1e-3;  // nats per dimension
+  // Exact continuous time: independent noise streams per example, each one function of t; the integrand is
+  // their mean (R times the network calls, about 1/R the variance that one stream leaves to the stderr).
+  TORCH_ARG(int64_t, noise_samples) = 1;
   TORCH_ARG(int64_t, max_nodes) = 2048;
   // > 0: a fixed Gauss–Legendre rule with this many nodes instead (exact = true, continuous time), for
   // convergence studies; no error estimate, converged = false.

@@ -23,6 +23,7 @@ int cmd_eval(int argc, char** argv) {
       "quadrature-tol", "--exact, continuous time: tolerance of the quadrature error, bits/dim", cxxopts::value<double>())(
       "max-nodes", "--exact, continuous time: most quadrature nodes per batch", cxxopts::value<int64_t>())(
       "quadrature-nodes", "--exact, continuous time: a fixed N-node Gauss-Legendre rule instead (no error estimate)", cxxopts::value<int64_t>())(
+      "noise-samples", "--exact, continuous time: x_t noise streams per example (each fixed across nodes)", cxxopts::value<int64_t>())(
       "time-samples", "Monte Carlo: t per example (per pass)", cxxopts::value<int64_t>())(
       "time-sampling", "Monte Carlo t proposal: auto | uniform | logsnr (importance sampling in log-SNR)", cxxopts::value<std::string>())(
       "target-stderr", "Monte Carlo: add passes over the data until the standard error is <= this (bits/dim)", cxxopts::value<double>())(
@@ -63,6 +64,7 @@ int cmd_eval(int argc, char** argv) {
   if (args.count("time-samples")) e.time_samples(args["time-samples"].as<int64_t>());
   if (args.count("quadrature-tol")) e.quadrature_tol(args["quadrature-tol"].as<double>());
   if (args.count("max-nodes")) e.max_nodes(args["max-nodes"].as<int64_t>());
+  if (args.count("noise-samples")) e.noise_samples(args["noise-samples"].as<int64_t>());
   if (args.count("quadrature-nodes")) {
     e.quadrature_nodes(args["quadrature-nodes"].as<int64_t>());
     e.exact(true);

@@ -37,6 +37,7 @@ void check_eval_options(const EvalOptions& e) {
   if (e.time_samples() < 1) fail("time-samples", "must be >= 1");
   if (!(e.quadrature_tol() > 0)) fail("quadrature-tol", "must be > 0 (bits per dimension)");
   if (e.max_nodes() < 84) fail("max-nodes", "must be >= 84 (the first graded panels take 84 nodes)");
+  if (e.noise_samples() < 1) fail("noise-samples", "must be >= 1");
   if (e.quadrature_nodes() < 0) fail("quadrature-nodes", "must be >= 1");
   if (e.time_sampling() != "auto" && e.time_sampling() != "uniform" && e.time_sampling() != "logsnr")
     fail("time-sampling", "must be auto, uniform or logsnr, got '" + e.time_sampling() + "'");

@@ -106,6 +106,8 @@ Config parse_config(const json& j) {
     e.time_samples(r.get("time_samples", e.time_samples()));
     e.quadrature_tol(r.get("quadrature_tol", e.quadrature_tol()));
     e.max_nodes(r.get("max_nodes", e.max_nodes()));
+    e.noise_samples(r.get("noise_samples", e.noise_samples()));
+    if (e.noise_samples() < 1) r.fail("noise_samples", "must be >= 1");
     e.quadrature_nodes(r.get("quadrature_nodes", e.quadrature_nodes()));
     e.time_sampling(r.choice("time_sampling", e.time_sampling(), {"auto", "uniform", "logsnr"}));
     e.target_stderr(r.get("target_stderr", e.target_stderr()));
@@ -149,7 +151,7 @@ json to_json(const Config& c) {
                  {"max_consecutive_skips", t.max_consecutive_skips()}, {"tensorboard", t.tensorboard()}, {"precision", t.precision()}}},
       {"sample", {{"steps", s.steps()}, {"num", s.num()}, {"seed", s.seed()}, {"ema", s.ema()}}},
       {"eval", {{"limit", e.limit()}, {"batch_size", e.batch_size()}, {"exact", e.exact()},
-                {"time_samples", e.time_samples()}, {"quadrature_tol", e.quadrature_tol()}, {"max_nodes", e.max_nodes()},
+                {"time_samples", e.time_samples()}, {"quadrature_tol", e.quadrature_tol()}, {"max_nodes", e.max_nodes()}, {"noise_samples", e.noise_samples()},
                 {"quadrature_nodes", e.quadrature_nodes()}, {"time_sampling", e.time_sampling()},
                 {"target_stderr", e.target_stderr()}, {"max_passes", e.max_passes()}, {"seed", e.seed()}, {"ema", e.ema()}}},
       {"debug", {{"nan_at_step", c.debug.nan_at_step()}}},

@@ -62,6 +62,7 @@ struct EvalOptions {
   TORCH_ARG(int64_t, time_samples) = 1;   // Monte Carlo: t per example (per pass with target_stderr)
   TORCH_ARG(double, quadrature_tol) = 1e-3;  // exact, continuous time: bits per dimension
   TORCH_ARG(int64_t, max_nodes) = 2048;      // exact, continuous time: most quadrature nodes per batch
+  TORCH_ARG(int64_t, noise_samples) = 1;     // exact, continuous time: x_t noise streams per example
   TORCH_ARG(int64_t, quadrature_nodes) = 0;  // > 0: a fixed Gauss–Legendre rule instead (not converged)
   TORCH_ARG(std::string, time_sampling) = "auto";  // auto (logsnr for Gaussian processes) | uniform | logsnr
   TORCH_ARG(double, target_stderr) = 0;      // > 0: add passes of time_samples t until stderr <= this

@@ -38,6 +38,7 @@ nlohmann::json BoundResult::to_json() const {
   } else if ((estimate == "exact" || estimate == "quadrature") && !extra.contains("diffusion_terms")) {
     j["quadrature_nodes"] = nodes;
     j["quadrature_error"] = quadrature_error;
+    j["noise_samples"] = noise_samples;
     if (quadrature_tol > 0) j["quadrature_tol"] = quadrature_tol;
   }
   for (auto it = extra.begin(); it != extra.end(); ++it) j[it.key()] = it.value();
@@ -83,6 +84,7 @@ ElboOptions elbo_options(const Process& p, const EvalOptions& opts) {
       .time_samples(opts.time_samples())
       .quadrature_tol(opts.quadrature_tol() * std::log(2.0))  // bits -> nats per dimension
       .max_nodes(opts.max_nodes())
+      .noise_samples(opts.noise_samples())
       .quadrature_nodes(opts.quadrature_nodes())
       .time_sampling(ts);
 }
@@ -124,6 +126,7 @@ BoundResult evaluate_bound_fn(const Process& p, const DenoiseFn& f, const data::
     r.extra["diffusion_terms"] = std::max<int64_t>(0, p.steps() - 1);  // all KL terms, one x_t each
   } else {
     r.estimate = converged ? "exact" : "quadrature";
+    r.noise_samples = opts.noise_samples();
     r.quadrature_error = err_sum / double(r.examples) * to_bits;
     if (p.continuous_time() && opts.quadrature_nodes() == 0) r.quadrature_tol = opts.quadrature_tol();
     if (!converged && p.continuous_time())

@@ -39,6 +39,7 @@ struct BoundResult {
   int64_t nodes = 0;             // exact / quadrature: network calls per example for the diffusion term (max over batches)
   double quadrature_error = 0;   // estimated remaining quadrature error of the mean, in `unit`
   double quadrature_tol = 0;     // in `unit`
+  int64_t noise_samples = 1;     // exact / quadrature: x_t noise streams per example
   nlohmann::json extra;          // method-specific fields, merged into to_json()
   nlohmann::json to_json() const;
 };
