@@ -156,9 +156,10 @@ Tensor CategoricalProcess::prior_kl(const Tensor& x0) const {
 }
 
 Tensor CategoricalProcess::read_output(const Tensor& out, const Tensor& xt, const Tensor& t) const {
-  auto lik = likelihood_of_xt(xt, t);  // [B, ..., K]
-  auto masked = out.masked_fill(lik <= 0, -std::numeric_limits<double>::infinity());
-  return torch::log_softmax(masked, -1);
+  auto lik = likelihood_of_xt(xt, t).to(out.scalar_type());  // q(x_t | x0 = k)  [B, ..., K]
+  const double ninf = -std::numeric_limits<double>::infinity();
+  auto logits = bayes_ ? out + torch::log(torch::where(lik > 0, lik, torch::ones_like(lik))) : out;
+  return torch::log_softmax(logits.masked_fill(lik <= 0, ninf), -1);
 }
 
 Tensor CategoricalProcess::reconstruction(const Tensor& x0, const Tensor& xt, const Tensor& t, const Tensor& logp) const {

@@ -49,7 +49,14 @@ class CategoricalProcess : public Process {
   torch::Tensor sample_xt(const torch::Tensor& x0, const torch::Tensor& t, torch::Generator& gen) const override;
   torch::Tensor sample_prior(at::IntArrayRef shape, const torch::TensorOptions& opts, torch::Generator& gen) const override;
   torch::Tensor prior_kl(const torch::Tensor& x0) const override;
-  // Logits [B, ..., K] -> log p(x0 | x_t), restricted to x0 that can reach x_t (MDLM's carry-over, generalised).
+  // Logits [B, ..., K] -> log p(x0 | x_t) [B, ..., K], zero mass on x0 that cannot reach x_t.
+  //   bayes (default):  p(x0 | x_t) ∝ q(x_t | x0) exp(logits)  -- the network gives the x0 factor, the kernel
+  //     the likelihood, as D3PM's reverse step does (Austin et al. 2021, eq. 4). It is exact to first order
+  //     as t -> 0 (p(x0 != x_t | x_t) shrinks like q(x_t | x0) does), so for any network the continuous-time
+  //     integrand grows at most like log(1/t), as the exact denoiser's does, and the bound converges; for
+  //     absorbing it equals MDLM's carry-over.
+  //   masked: softmax(logits) restricted to reachable x0 (MDLM's carry-over, generalised); in continuous time
+  //     a network whose p(x0 != x_t | x_t) does not shrink like t gives an integrand ~ c / t near 0.
   torch::Tensor read_output(const torch::Tensor& out, const torch::Tensor& xt, const torch::Tensor& t) const override;
   torch::Tensor reconstruction(const torch::Tensor& x0, const torch::Tensor& xt, const torch::Tensor& t,
                                const torch::Tensor& logp_x0) const override;
@@ -90,6 +97,7 @@ class CategoricalProcess : public Process {
   torch::Tensor dense_rates_into(const torch::Tensor& xt, const torch::Tensor& t, const torch::Tensor& like) const;
 
   int64_t K_, V_;
+  bool bayes_ = true;  // read_output's parameterisation (subclasses set it from their options)
   torch::ScalarType compute_dtype_ = torch::kFloat32;  // gathers for int inputs (sampling, prior KL)
 
  private:

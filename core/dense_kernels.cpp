@@ -20,11 +20,12 @@ DiscretizedGaussianProcess::DiscretizedGaussianProcess(DiscretizedGaussianOption
   if (opts_.steps() < 1)
     throw ConfigError("process 'discretized-gaussian': field 'steps' must be >= 1 (this kernel is defined in discrete time only)");
   compute_dtype_ = parse_dtype(opts_.dtype());
+  bayes_ = opts_.parameterization() == "bayes";
 }
 
 nlohmann::json DiscretizedGaussianProcess::options_json() const {
   return {{"name", name()}, {"K", opts_.K()}, {"steps", opts_.steps()}, {"beta_min", opts_.beta_min()},
-          {"beta_max", opts_.beta_max()}, {"dtype", opts_.dtype()}};
+          {"beta_max", opts_.beta_max()}, {"dtype", opts_.dtype()}, {"parameterization", opts_.parameterization()}};
 }
 
 Tensor DiscretizedGaussianProcess::one_step(int64_t i) const {
@@ -94,11 +95,12 @@ Tensor DiscretizedGaussianProcess::prior_probs() const { return torch::full({K_}
 BlackoutProcess::BlackoutProcess(DiscreteOptions opts)
     : CategoricalProcess(opts.K(), opts.K(), opts.steps(), opts.t_min()), opts_(std::move(opts)) {
   compute_dtype_ = parse_dtype(opts_.dtype());
+  bayes_ = opts_.parameterization() == "bayes";
 }
 
 nlohmann::json BlackoutProcess::options_json() const {
   return {{"name", name()}, {"K", opts_.K()}, {"steps", opts_.steps()}, {"t_min", opts_.t_min()},
-          {"schedule", opts_.schedule().to_json()}, {"dtype", opts_.dtype()}};
+          {"schedule", opts_.schedule().to_json()}, {"dtype", opts_.dtype()}, {"parameterization", opts_.parameterization()}};
 }
 
 Tensor BlackoutProcess::binomial_matrix(const Tensor& p_in) const {
@@ -133,6 +135,7 @@ RateMatrixProcess::RateMatrixProcess(RateMatrixOptions opts)
     : CategoricalProcess(int64_t(opts.rates().size()), int64_t(opts.rates().size()), opts.base().steps(), opts.base().t_min()),
       opts_(std::move(opts)) {
   compute_dtype_ = parse_dtype(opts_.base().dtype());
+  bayes_ = opts_.base().parameterization() == "bayes";
   std::vector<double> flat;
   for (const auto& row : opts_.rates()) flat.insert(flat.end(), row.begin(), row.end());
   R_ = torch::tensor(flat, torch::kFloat64).reshape({K_, K_});
@@ -150,7 +153,7 @@ RateMatrixProcess::RateMatrixProcess(RateMatrixOptions opts)
 nlohmann::json RateMatrixProcess::options_json() const {
   const auto& b = opts_.base();
   return {{"name", name()}, {"rates", opts_.rates()}, {"prior", prior_vec()}, {"steps", b.steps()}, {"t_min", b.t_min()},
-          {"schedule", b.schedule().to_json()}, {"dtype", b.dtype()}};
+          {"schedule", b.schedule().to_json()}, {"dtype", b.dtype()}, {"parameterization", b.parameterization()}};
 }
 
 Tensor RateMatrixProcess::qbar(const Tensor& t) const {

@@ -15,6 +15,7 @@ struct DiscretizedGaussianOptions {
   TORCH_ARG(double, beta_min) = 0.02;
   TORCH_ARG(double, beta_max) = 1.0;
   TORCH_ARG(std::string, dtype) = "float32";
+  TORCH_ARG(std::string, parameterization) = "bayes";  // bayes | masked (CategoricalProcess::read_output)
 };
 
 class DiscretizedGaussianProcess : public CategoricalProcess {

@@ -19,6 +19,7 @@ DiscreteOptions read_discrete(JsonReader& r, int64_t default_K, const std::strin
   o.steps(r.get<int64_t>("steps", o.steps()));
   o.t_min(r.get<double>("t_min", o.t_min()));
   o.dtype(r.choice("dtype", o.dtype(), {"float32", "float64"}));
+  o.parameterization(r.choice("parameterization", o.parameterization(), {"bayes", "masked"}));
   const auto& sj = r.raw("schedule");
   o.schedule(SurvivalSchedule::from_json(sj.is_null() ? nlohmann::json(default_schedule) : sj, ctx));
   if (o.K() < 2) r.fail("K", "must be >= 2, got " + std::to_string(o.K()));
@@ -45,6 +46,7 @@ DiscretizedGaussianOptions dgauss_from_json(const nlohmann::json& j) {
   o.beta_min(r.get<double>("beta_min", o.beta_min()));
   o.beta_max(r.get<double>("beta_max", o.beta_max()));
   o.dtype(r.choice("dtype", o.dtype(), {"float32", "float64"}));
+  o.parameterization(r.choice("parameterization", o.parameterization(), {"bayes", "masked"}));
   r.finish();
   if (o.K() < 2) r.fail("K", "must be >= 2");
   if (o.steps() < 1) r.fail("steps", "must be >= 1 (discrete time only), got " + std::to_string(o.steps()));

@@ -1,6 +1,8 @@
 // The negative ELBO estimator: Monte Carlo or exact over time, discrete or continuous.
 #include "core/elbo.h"
 
+#include "core/distributions.h"
+#include "core/gaussian.h"
 #include "core/quadrature.h"
 
 namespace gsdiff {
@@ -44,6 +46,88 @@ Tensor integrand_term(const Process& p, const DenoiseFn& f, const Tensor& x0, co
 
 }  // namespace
 
+namespace {
+
+using Weighted = std::pair<Tensor, Tensor>;  // (times or step indices [B], importance weights [B] float64)
+
+const GaussianProcess& gaussian_for_logsnr(const Process& p) {
+  auto* g = dynamic_cast<const GaussianProcess*>(&p);
+  if (!g) throw std::invalid_argument("time sampling 'logsnr' needs a Gaussian process, got '" + p.name() + "' (use uniform)");
+  return *g;
+}
+
+// Continuous time, log-SNR uniform on [lambda(1), lambda(t_min)] (Song et al. 2021 sec. 5: p(t) ∝ g^2 / sigma^2
+// = -lambda'(t) for VP and VE): t = lambda^-1 by bisection (lambda is decreasing), weight 1/p(t).
+Weighted logsnr_times(const GaussianProcess& g, int64_t B, bool low_discrepancy, torch::Generator& gen, const torch::Device& dev) {
+  const auto& sch = g.schedule();
+  auto f64 = torch::TensorOptions().dtype(torch::kFloat64).device(dev);
+  double hi_l = sch.at(torch::full({1}, g.t_min(), torch::kFloat64)).logsnr.item<double>();
+  double lo_l = sch.at(torch::ones({1}, torch::kFloat64)).logsnr.item<double>();
+  auto target = hi_l - (hi_l - lo_l) * sample_times(B, 0.0, low_discrepancy, gen, dev);  // [B]
+  auto lo = torch::full({B}, g.t_min(), f64), hi = torch::ones({B}, f64);
+  for (int it = 0; it < 64; ++it) {
+    auto mid = 0.5 * (lo + hi);
+    auto above = sch.at(mid).logsnr > target;  // lambda(mid) > target: the root lies right of mid
+    lo = torch::where(above, mid, lo);
+    hi = torch::where(above, hi, mid);
+  }
+  auto t = 0.5 * (lo + hi);
+  return {t, (hi_l - lo_l) / (-sch.at(t).dlogsnr)};
+}
+
+// Discrete time, i in 2..T with P(i) ∝ lambda(t_{i-1}) - lambda(t_i), the grid analogue of logsnr_times.
+Weighted logsnr_steps(const GaussianProcess& g, int64_t B, torch::Generator& gen, const torch::Device& dev) {
+  const int64_t T = g.steps();
+  auto lam = g.schedule().at(torch::arange(T + 1, torch::kFloat64) / double(T)).logsnr;  // [T + 1]
+  auto drop = (lam.narrow(0, 1, T - 1) - lam.narrow(0, 2, T - 1)).clamp_min(0);         // steps 2..T  [T - 1]
+  auto prob = drop / drop.sum();
+  auto k = at::multinomial(prob.to(gen.device()), B, true, gen).cpu();                     // [B] in 0..T-2
+  return {(k + 2).to(dev), (1.0 / prob.index_select(0, k)).to(dev)};
+}
+
+Weighted uniform_steps(int64_t T, int64_t B, torch::Generator& gen, const torch::Device& dev) {
+  auto i = at::randint(2, T + 1, {B}, gen, torch::TensorOptions().dtype(torch::kLong).device(gen.device())).to(dev);
+  return {i, torch::full({B}, double(T - 1), torch::TensorOptions().dtype(torch::kFloat64).device(dev))};
+}
+
+Weighted uniform_times(const Process& p, int64_t B, bool low_discrepancy, torch::Generator& gen, const torch::Device& dev) {
+  auto t = sample_times(B, p.t_min(), low_discrepancy, gen, dev);
+  return {t, torch::full({B}, 1.0 - p.t_min(), torch::TensorOptions().dtype(torch::kFloat64).device(dev))};
+}
+
+// The continuous-time diffusion term by quadrature in t; every node draws x_t from one noise stream.
+Tensor quadrature_diffusion(const Process& p, const DenoiseFn& f, const Tensor& x0, torch::Generator& gen,
+                            const ElboOptions& opts, ElboTerms& out) {
+  auto seed = at::randint(0, int64_t(1) << 62, {1}, gen, torch::TensorOptions().dtype(torch::kLong).device(gen.device()))
+                  .item<int64_t>();  // forks the stream, so gen moves on
+  const int64_t R = std::max<int64_t>(1, opts.noise_samples());
+  auto node = [&](double t) {
+    Tensor sum;
+    for (int64_t r = 0; r < R; ++r) {  // stream r: the same noise at every node
+      auto g = make_generator(gen.device(), uint64_t(seed) + uint64_t(r) * 0x9E3779B97F4A7C15ULL);
+      auto v = integrand_term(p, f, x0, time_like(x0, t), g).to(torch::kFloat64);  // [B]
+      sum = sum.defined() ? sum + v : v;
+    }
+    return sum / double(R);
+  };
+  if (opts.quadrature_nodes() > 0) {
+    auto [nodes, weights] = gauss_legendre(int(opts.quadrature_nodes()), p.t_min(), 1.0);
+    Tensor diff = torch::zeros({x0.size(0)}, torch::TensorOptions().dtype(torch::kFloat64).device(x0.device()));
+    for (size_t k = 0; k < nodes.size(); ++k) diff += weights[k] * node(nodes[k]);
+    out.nodes = opts.quadrature_nodes();
+    out.converged = false;
+    return diff;
+  }
+  const double tol = opts.quadrature_tol() * double(x0[0].numel());  // nats per example
+  auto r = integrate_adaptive(node, p.t_min(), 1.0, tol, opts.max_nodes());
+  out.nodes = r.evaluations;
+  out.quadrature_error = r.error;
+  out.converged = r.converged;
+  return r.value;
+}
+
+}  // namespace
+
 ElboTerms negative_elbo(const Process& p, const DenoiseFn& f, const Tensor& x0, torch::Generator& gen,
                         const ElboOptions& opts) {
   const int64_t B = x0.size(0);
@@ -59,26 +143,32 @@ ElboTerms negative_elbo(const Process& p, const DenoiseFn& f, const Tensor& x0, 
 
   auto diff = torch::zeros({B}, torch::TensorOptions().dtype(torch::kFloat64).device(dev));
   const int64_t n = std::max<int64_t>(1, opts.time_samples());
+  const bool logsnr = opts.time_sampling() == "logsnr";
+  if (!logsnr && opts.time_sampling() != "uniform")
+    throw std::invalid_argument("time sampling must be uniform or logsnr, got '" + opts.time_sampling() + "'");
   if (!p.continuous_time()) {
     const int64_t T = p.steps();
+    out.converged = opts.exact() || T < 2;
     if (T >= 2 && opts.exact()) {
       for (int64_t i = 2; i <= T; ++i)
         diff += step_term(p, f, x0, torch::full({B}, i, torch::TensorOptions().dtype(torch::kLong).device(dev)), gen).to(torch::kFloat64);
+      out.nodes = T - 1;
     } else if (T >= 2) {
       for (int64_t k = 0; k < n; ++k) {
-        auto i = at::randint(2, T + 1, {B}, gen, torch::TensorOptions().dtype(torch::kLong).device(gen.device())).to(dev);
-        diff += double(T - 1) / double(n) * step_term(p, f, x0, i, gen).to(torch::kFloat64);
+        auto [i, w] = logsnr ? logsnr_steps(gaussian_for_logsnr(p), B, gen, dev) : uniform_steps(T, B, gen, dev);
+        diff += w / double(n) * step_term(p, f, x0, i, gen).to(torch::kFloat64);
       }
+      out.nodes = n;
     }
   } else if (opts.exact()) {
-    auto [nodes, weights] = gauss_legendre(int(n), p.t_min(), 1.0);
-    for (size_t k = 0; k < nodes.size(); ++k)
-      diff += weights[k] * integrand_term(p, f, x0, time_like(x0, nodes[k]), gen).to(torch::kFloat64);
+    diff = quadrature_diffusion(p, f, x0, gen, opts, out);
   } else {
     for (int64_t k = 0; k < n; ++k) {
-      auto t = sample_times(B, p.t_min(), opts.low_discrepancy(), gen, dev);
-      diff += (1.0 - p.t_min()) / double(n) * integrand_term(p, f, x0, t, gen).to(torch::kFloat64);
+      auto [t, w] = logsnr ? logsnr_times(gaussian_for_logsnr(p), B, opts.low_discrepancy(), gen, dev)
+                           : uniform_times(p, B, opts.low_discrepancy(), gen, dev);
+      diff += w / double(n) * integrand_term(p, f, x0, t, gen).to(torch::kFloat64);
     }
+    out.nodes = n;
   }
   out.diffusion = diff;
   return out;

@@ -16,17 +16,40 @@ torch::Tensor predict(const Process& p, const DenoiseFn& f, const torch::Tensor&
 
 struct ElboOptions {
   // Discrete time: true sums all T - 1 KL terms; false samples `time_samples` step indices per example.
-  // Continuous time: true integrates over t by Gauss–Legendre with `time_samples` nodes; false is Monte Carlo.
+  // Continuous time: true integrates over t by adaptive Gauss–Legendre (core/quadrature.h) until the
+  // estimated error of the batch-mean diffusion term is <= quadrature_tol nats per data dimension (or
+  // max_nodes are spent: then ElboTerms::converged is false); false is Monte Carlo with `time_samples`
+  // t per example. Every quadrature node draws x_t from the same noise (common random numbers), so the
+  // integrand of each example is one function of t that the quadrature can converge on; the Monte-Carlo
+  // part over x_t stays in the spread over examples.
   TORCH_ARG(bool, exact) = false;
   TORCH_ARG(int64_t, time_samples) = 1;
+  TORCH_ARG(double, quadrature_tol) = 1e-3;  // nats per dimension
+  // Exact continuous time: independent noise streams per example, each one function of t; the integrand is
+  // their mean (R times the network calls, about 1/R the variance that one stream leaves to the stderr).
+  TORCH_ARG(int64_t, noise_samples) = 1;
+  TORCH_ARG(int64_t, max_nodes) = 2048;
+  // > 0: a fixed Gauss–Legendre rule with this many nodes instead (exact = true, continuous time), for
+  // convergence studies; no error estimate, converged = false.
+  TORCH_ARG(int64_t, quadrature_nodes) = 0;
   // Monte-Carlo t on a shifted lattice across the batch (VDM's low-discrepancy sampler).
   TORCH_ARG(bool, low_discrepancy) = false;
+  // Monte-Carlo t proposal: "uniform" (t ~ U(t_min, 1), or i ~ U{2..T}) or "logsnr" (Gaussian processes:
+  // log-SNR uniform over [lambda(1), lambda(t_min)], Song et al. 2021 sec. 5, p(t) ∝ g(t)^2 / sigma_t^2;
+  // discrete time: P(i) ∝ lambda(t_{i-1}) - lambda(t_i)), importance-weighted so the estimate stays unbiased.
+  TORCH_ARG(std::string, time_sampling) = "uniform";
 };
 
 // Per-example nats [B]; total() is the bound on -log p(x0).
 struct ElboTerms {
   torch::Tensor prior, diffusion, reconstruction;
   torch::Tensor total() const { return prior + diffusion + reconstruction; }
+  // How the diffusion term was computed: network calls per example for it (quadrature nodes, T - 1 terms
+  // or Monte-Carlo samples), the estimated error of its batch mean in nats per example (quadrature only),
+  // and whether it is exact in t (all T terms, or a quadrature that met its tolerance).
+  int64_t nodes = 0;
+  double quadrature_error = 0;
+  bool converged = false;
 };
 
 ElboTerms negative_elbo(const Process& p, const DenoiseFn& f, const torch::Tensor& x0, torch::Generator& gen,

@@ -18,7 +18,8 @@ GaussianOptions gaussian_options_from_json(const nlohmann::json& j, const std::s
   r.get<std::string>("name", "");  // the registry key itself may sit in the same object
   std::vector<std::string> schedules = family == "ve" ? std::vector<std::string>{"geometric"}
                                        : family == "subvp" ? std::vector<std::string>{"linear-beta"}
-                                                           : std::vector<std::string>{"linear-beta", "cosine", "linear-logsnr"};
+                                                           : std::vector<std::string>{"linear-beta", "cosine", "linear-logsnr",
+                                                                                      "linear-beta-discrete", "cosine-discrete"};
   o.schedule(r.choice("schedule", schedules[0], schedules));
   o.steps(r.get<int64_t>("steps", o.steps()));
   o.t_min(r.get<double>("t_min", o.t_min()));
@@ -61,6 +62,10 @@ std::shared_ptr<GaussianSchedule> make_schedule(const GaussianOptions& o) {
   if (o.family() == "subvp") return subvp_schedule(o.beta_min(), o.beta_max());
   if (o.schedule() == "cosine") return cosine_schedule(o.cosine_s(), o.logsnr_min());
   if (o.schedule() == "linear-logsnr") return linear_logsnr_schedule(o.logsnr_max(), o.logsnr_min());
+  // DDPM's / iDDPM's tables over the process's own T (1000 in continuous time, the papers' T).
+  const int64_t T = o.steps() > 0 ? o.steps() : 1000;
+  if (o.schedule() == "linear-beta-discrete") return ddpm_linear_beta_schedule(T, o.beta_min(), o.beta_max());
+  if (o.schedule() == "cosine-discrete") return iddpm_cosine_schedule(T, o.cosine_s());
   return linear_beta_schedule(o.beta_min(), o.beta_max());
 }
 }  // namespace

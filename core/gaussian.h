@@ -10,7 +10,9 @@ namespace gsdiff {
 
 struct GaussianOptions {
   TORCH_ARG(std::string, family) = "vp";            // vp | ve | subvp
-  TORCH_ARG(std::string, schedule) = "linear-beta";  // vp: linear-beta | cosine | linear-logsnr; ve: geometric; subvp: linear-beta
+  // vp: linear-beta | cosine | linear-logsnr | linear-beta-discrete (DDPM's product) | cosine-discrete (iDDPM's);
+  // ve: geometric; subvp: linear-beta
+  TORCH_ARG(std::string, schedule) = "linear-beta";
   TORCH_ARG(int64_t, steps) = 1000;                  // T; 0 = continuous time
   TORCH_ARG(double, t_min) = -1.0;                   // continuous-time lower end; < 0: 0 if SNR(0) is finite, else 1e-5
   TORCH_ARG(std::string, parameterization) = "eps";  // eps | x0 | v | score

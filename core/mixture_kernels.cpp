@@ -15,11 +15,12 @@ Tensor onehot(const Tensor& x, int64_t V, torch::ScalarType dt) { return torch::
 MixtureKernelProcess::MixtureKernelProcess(DiscreteOptions opts, int64_t V, Tensor pi)
     : CategoricalProcess(opts.K(), V, opts.steps(), opts.t_min()), opts_(std::move(opts)), pi_(std::move(pi)) {
   compute_dtype_ = parse_dtype(opts_.dtype());
+  bayes_ = opts_.parameterization() == "bayes";
 }
 
 nlohmann::json MixtureKernelProcess::options_json() const {
   return {{"name", name()}, {"K", opts_.K()}, {"steps", opts_.steps()}, {"t_min", opts_.t_min()},
-          {"schedule", opts_.schedule().to_json()}, {"dtype", opts_.dtype()}};
+          {"schedule", opts_.schedule().to_json()}, {"dtype", opts_.dtype()}, {"parameterization", opts_.parameterization()}};
 }
 
 Tensor MixtureKernelProcess::alpha_like(const Tensor& t, const Tensor& x, torch::ScalarType dt) const {

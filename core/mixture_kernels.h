@@ -11,6 +11,7 @@ struct DiscreteOptions {
   TORCH_ARG(double, t_min) = 0.0;
   TORCH_ARG(SurvivalSchedule, schedule) = {};
   TORCH_ARG(std::string, dtype) = "float32"; // compute precision of probabilities
+  TORCH_ARG(std::string, parameterization) = "bayes";  // bayes | masked (CategoricalProcess::read_output)
 };
 
 // Kernels that jump to a fixed distribution pi at rate beta(t) = -alpha'/alpha:

@@ -1,7 +1,9 @@
 // Gaussian noise schedules: closed forms of alpha, sigma, log-SNR and their time derivatives.
 #include "core/schedules.h"
 
+#include <algorithm>
 #include <cmath>
+#include <vector>
 
 namespace gsdiff {
 
@@ -159,7 +161,66 @@ class SubVpSchedule : public GaussianSchedule {
   LinearBeta lb_;
 };
 
+// alpha-bar as a product over T steps (the betas are its constants): cum[i] = sum_{j <= i} log(1 - beta_j).
+class ProductSchedule : public GaussianSchedule {
+ public:
+  ProductSchedule(std::string name, nlohmann::json params, const std::vector<double>& betas)
+      : name_(std::move(name)), params_(std::move(params)), T_(int64_t(betas.size())) {
+    std::vector<double> lg, cum{0.0};
+    for (double b : betas) {
+      lg.push_back(std::log1p(-b));
+      cum.push_back(cum.back() + lg.back());
+    }
+    log1m_beta_ = torch::tensor(lg, torch::kFloat64);  // [T]
+    cum_ = torch::tensor(cum, torch::kFloat64);        // [T + 1]
+  }
+  std::string name() const override { return name_; }
+  bool variance_preserving() const override { return true; }
+  bool finite_snr_at_zero() const override { return false; }
+  ScheduleValues at(const Tensor& t_in) const override {
+    auto [L, dL] = log_alpha_bar(t_in);
+    auto s2 = -torch::expm1(L);                    // 1 - alpha-bar
+    return vp_from_logsnr(L - torch::log(s2), dL / s2);  // lambda = log(abar / (1 - abar)), lambda' = L' / (1 - abar)
+  }
+  nlohmann::json to_json() const override {
+    auto j = params_;
+    j["type"] = name_;
+    j["T"] = T_;
+    return j;
+  }
+
+ private:
+  // log alpha-bar(t) and its t-derivative, linear in t within each step (exact on the grid).
+  std::pair<Tensor, Tensor> log_alpha_bar(const Tensor& t_in) const {
+    auto t = as_double(t_in);
+    auto pos = t.cpu() * double(T_);
+    auto near = pos.round();
+    pos = torch::where((pos - near).abs() < 1e-9, near, pos);  // grid times land on their index exactly
+    auto i = pos.floor().clamp(0, double(T_ - 1)).to(torch::kLong);
+    auto frac = pos - i.to(torch::kFloat64);
+    auto step = log1m_beta_.index({i});
+    return {(cum_.index({i}) + frac * step).to(t.device()), (double(T_) * step).to(t.device())};
+  }
+  std::string name_;
+  nlohmann::json params_;
+  int64_t T_;
+  Tensor log1m_beta_, cum_;
+};
+
 }  // namespace
+
+std::shared_ptr<GaussianSchedule> ddpm_linear_beta_schedule(int64_t T, double bmin, double bmax) {
+  std::vector<double> betas;
+  for (int64_t j = 1; j <= T; ++j) betas.push_back(T == 1 ? bmin : bmin + (bmax - bmin) * double(j - 1) / double(T - 1));
+  return std::make_shared<ProductSchedule>("linear-beta-discrete", nlohmann::json{{"beta_min", bmin}, {"beta_max", bmax}}, betas);
+}
+
+std::shared_ptr<GaussianSchedule> iddpm_cosine_schedule(int64_t T, double s) {
+  auto f = [&](double t) { return std::pow(std::cos((t + s) / (1.0 + s) * M_PI / 2.0), 2); };
+  std::vector<double> betas;
+  for (int64_t j = 1; j <= T; ++j) betas.push_back(std::min(1.0 - f(double(j) / T) / f(double(j - 1) / T), 0.999));
+  return std::make_shared<ProductSchedule>("cosine-discrete", nlohmann::json{{"s", s}}, betas);
+}
 
 std::shared_ptr<GaussianSchedule> linear_beta_schedule(double bmin, double bmax, double tref) {
   return std::make_shared<LinearBetaSchedule>(bmin, bmax, tref);

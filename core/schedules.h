@@ -56,6 +56,15 @@ std::shared_ptr<GaussianSchedule> cosine_schedule(double s = 0.008, double logsn
 // Linear log-SNR (VDM): lambda(t) = logsnr_max - (logsnr_max - logsnr_min) t; defaults 13.3 .. -5.
 std::shared_ptr<GaussianSchedule> linear_logsnr_schedule(double logsnr_max = 13.3, double logsnr_min = -5.0);
 
+// --- discrete-time product schedules: alpha-bar_i = prod_{j <= i} (1 - beta_j) on the grid t_i = i / T ---
+// Between grid points log alpha-bar is linear in t (beta_j spread evenly over its step), so the schedule is
+// a pure function of t that equals the paper's table exactly at t = i / T.
+// DDPM (Ho et al. 2020, sec. 4): beta_j linear from beta_min to beta_max over j = 1..T.
+std::shared_ptr<GaussianSchedule> ddpm_linear_beta_schedule(int64_t T = 1000, double beta_min = 1e-4, double beta_max = 0.02);
+// iDDPM (Nichol & Dhariwal 2021, eq. 17): alpha-bar(t) = f(t) / f(0), f(t) = cos^2((t + s)/(1 + s) pi/2),
+// beta_j = min(1 - alpha-bar(j/T) / alpha-bar((j-1)/T), 0.999), and alpha-bar_i the product of (1 - beta_j).
+std::shared_ptr<GaussianSchedule> iddpm_cosine_schedule(int64_t T = 1000, double s = 0.008);
+
 // --- variance-exploding (Song et al. 2021): alpha = 1, sigma = sigma_min (sigma_max / sigma_min)^t ---
 std::shared_ptr<GaussianSchedule> ve_geometric_schedule(double sigma_min = 0.01, double sigma_max = 50.0);
 

@@ -15,5 +15,5 @@ CKPT=$(ls "$OUT"/ckpt-*.gsdiff | sort | tail -n 1)
 "$GSDIFF" eval --checkpoint "$CKPT" --threads "$THREADS" | tee "$OUT/eval.json"
 "$GSDIFF" sample --checkpoint "$CKPT" --num 64 --out "$OUT/samples.png" --threads "$THREADS"
 end=$(date +%s)
-python3 -c "import json,sys; j=json.load(open('$OUT/eval.json')); print('test bound: %.3f +- %.3f %s (%d images, %s, %d t/example)' % (j['bound'], j['stderr'], j['unit'], j['examples'], j['estimate'], j['time_samples']))" 2>/dev/null || cat "$OUT/eval.json"
+python3 -c "import json,sys; j=json.load(open('$OUT/eval.json')); print('test bound: %.3f +- %.3f %s (%d images, %s, %d t/example)' % (j['bound'], j['stderr'], j['unit'], j['examples'], j['estimate'], j.get('time_samples', j.get('quadrature_nodes', 0))))" 2>/dev/null || cat "$OUT/eval.json"
 echo "samples: $OUT/samples.png   total time (train + eval + sample): $((end - start)) s"

@@ -6,6 +6,7 @@
 #include "core/registry.h"
 #include "data/factory.h"
 #include "tools/commands.h"
+#include "tools/input_files.h"
 #include "tools/sample_util.h"
 #include "sample/guidance.h"
 #include "tools/eval_extra.h"
@@ -18,8 +19,15 @@ int cmd_eval(int argc, char** argv) {
   o.add_options()("checkpoint", "checkpoint file", cxxopts::value<std::string>())(
       "split", "data split to score (test | valid | train); default: the config's eval_data", cxxopts::value<std::string>())(
       "limit", "score only the first N examples (0 = all)", cxxopts::value<int64_t>())(
-      "exact", "exact bound: all T terms (discrete time) or Gauss-Legendre in t (continuous)")(
-      "time-samples", "t per example (Monte Carlo) or quadrature nodes (--exact)", cxxopts::value<int64_t>())(
+      "exact", "exact bound: all T terms (discrete time) or adaptive Gauss-Legendre in t to --quadrature-tol (continuous)")(
+      "quadrature-tol", "--exact, continuous time: tolerance of the quadrature error, bits/dim", cxxopts::value<double>())(
+      "max-nodes", "--exact, continuous time: most quadrature nodes per batch", cxxopts::value<int64_t>())(
+      "quadrature-nodes", "--exact, continuous time: a fixed N-node Gauss-Legendre rule instead (no error estimate)", cxxopts::value<int64_t>())(
+      "noise-samples", "--exact, continuous time: x_t noise streams per example (each fixed across nodes)", cxxopts::value<int64_t>())(
+      "time-samples", "Monte Carlo: t per example (per pass)", cxxopts::value<int64_t>())(
+      "time-sampling", "Monte Carlo t proposal: auto | uniform | logsnr (importance sampling in log-SNR)", cxxopts::value<std::string>())(
+      "target-stderr", "Monte Carlo: add passes over the data until the standard error is <= this (bits/dim)", cxxopts::value<double>())(
+      "max-passes", "most passes with --target-stderr", cxxopts::value<int64_t>())(
       "ema", "use the EMA weights (default: the config's eval.ema)", cxxopts::value<bool>())(
       "batch-size", "examples per batch", cxxopts::value<int64_t>())(
       "seed", "seed of the Monte-Carlo generator", cxxopts::value<uint64_t>())(
@@ -42,6 +50,7 @@ int cmd_eval(int argc, char** argv) {
     std::cerr << "gsdiff eval: --checkpoint is required\n";
     return 2;
   }
+  check_input_files(args, {"checkpoint", "low-noise-checkpoint", "plugin"});
   set_threads(args["threads"].as<int>());
   register_builtins();
   if (args.count("plugin"))
@@ -53,6 +62,17 @@ int cmd_eval(int argc, char** argv) {
   if (args.count("limit")) e.limit(args["limit"].as<int64_t>());
   if (args.count("exact")) e.exact(true);
   if (args.count("time-samples")) e.time_samples(args["time-samples"].as<int64_t>());
+  if (args.count("quadrature-tol")) e.quadrature_tol(args["quadrature-tol"].as<double>());
+  if (args.count("max-nodes")) e.max_nodes(args["max-nodes"].as<int64_t>());
+  if (args.count("noise-samples")) e.noise_samples(args["noise-samples"].as<int64_t>());
+  if (args.count("quadrature-nodes")) {
+    e.quadrature_nodes(args["quadrature-nodes"].as<int64_t>());
+    e.exact(true);
+  }
+  if (args.count("time-sampling")) e.time_sampling(args["time-sampling"].as<std::string>());
+  if (args.count("target-stderr")) e.target_stderr(args["target-stderr"].as<double>());
+  if (args.count("max-passes")) e.max_passes(args["max-passes"].as<int64_t>());
+  check_eval_options(e);
   if (args.count("ema")) e.ema(args["ema"].as<bool>());
   if (args.count("batch-size")) e.batch_size(args["batch-size"].as<int64_t>());
   if (args.count("seed")) e.seed(args["seed"].as<uint64_t>());
@@ -85,7 +105,6 @@ int cmd_eval(int argc, char** argv) {
   j["step"] = r.step;
   j["ema"] = r.used_ema;
   j["data"] = dcfg;
-  if (args.count("ode")) j["method"] = "probability-flow ODE, " + args["ode-trace"].as<std::string>() + " trace";
   if (args.count("low-noise-checkpoint")) j["switch"] = args["switch"].as<double>();
   std::cout << j.dump() << std::endl;
   return 0;

@@ -8,6 +8,7 @@
 #include "data/factory.h"
 #include "sample/export.h"
 #include "tools/commands.h"
+#include "tools/input_files.h"
 #include "train/trainer.h"
 
 namespace gsdiff::cli {
@@ -43,6 +44,7 @@ int cmd_export(int argc, char** argv) {
     std::cerr << "gsdiff export: --checkpoint and --out are required\n";
     return 2;
   }
+  check_input_files(args, {"checkpoint", "plugin"});
   register_builtins();
   if (args.count("plugin"))
     for (const auto& p : args["plugin"].as<std::vector<std::string>>()) load_plugin(p);

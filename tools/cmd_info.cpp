@@ -6,6 +6,7 @@
 #include "core/registry.h"
 #include "models/denoiser.h"
 #include "tools/commands.h"
+#include "tools/input_files.h"
 #include "train/trainer.h"
 
 namespace gsdiff::cli {
@@ -21,6 +22,7 @@ int cmd_info(int argc, char** argv) {
     std::cout << o.help() << "\n";
     return 0;
   }
+  check_input_files(args, {"config", "plugin"});
   register_builtins();
   if (args.count("plugin"))
     for (const auto& p : args["plugin"].as<std::vector<std::string>>()) load_plugin(p);

@@ -5,6 +5,7 @@
 
 #include "core/registry.h"
 #include "tools/commands.h"
+#include "tools/input_files.h"
 #include "tools/sample_util.h"
 #include "sample/guidance.h"
 #include "tools/sample_export.h"
@@ -42,6 +43,7 @@ int cmd_sample(int argc, char** argv) {
     std::cout << o.help() << "\n";
     return 0;
   }
+  check_input_files(args, {"checkpoint", "model", "low-noise-checkpoint", "plugin"});
   if (args.count("model") && args.count("out")) {  // the export alone (issue #7)
     set_threads(args["threads"].as<int>());
     SamplerOptions so;

@@ -9,6 +9,7 @@
 #include "core/registry.h"
 #include "sample/writers.h"
 #include "tools/commands.h"
+#include "tools/input_files.h"
 #include "tools/sample_util.h"
 #include "train/distributed.h"
 #include "train/tensorboard.h"
@@ -60,6 +61,9 @@ int cmd_train(int argc, char** argv) {
     std::cerr << "gsdiff train: --config is required\n" << o.help() << "\n";
     return 2;
   }
+  check_input_files(args, {"config", "plugin"});
+  if (args["resume"].as<std::string>() != "auto" && !args["resume"].as<std::string>().empty())
+    require_input_file("resume", args["resume"].as<std::string>());
   set_threads(args["threads"].as<int>());
   register_builtins();
   if (args.count("plugin"))

@@ -83,6 +83,8 @@ void write_checkpoint_file(const std::string& path, const std::string& payload) 
 }
 
 std::string read_checkpoint_file(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) fail(path, "is a directory, not a checkpoint file");
   std::ifstream in(path, std::ios::binary);
   if (!in) fail(path, "cannot open");
   std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());

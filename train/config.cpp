@@ -104,9 +104,23 @@ Config parse_config(const json& j) {
     e.batch_size(r.get("batch_size", e.batch_size()));
     e.exact(r.get("exact", e.exact()));
     e.time_samples(r.get("time_samples", e.time_samples()));
+    e.quadrature_tol(r.get("quadrature_tol", e.quadrature_tol()));
+    e.max_nodes(r.get("max_nodes", e.max_nodes()));
+    e.noise_samples(r.get("noise_samples", e.noise_samples()));
+    if (e.noise_samples() < 1) r.fail("noise_samples", "must be >= 1");
+    e.quadrature_nodes(r.get("quadrature_nodes", e.quadrature_nodes()));
+    e.time_sampling(r.choice("time_sampling", e.time_sampling(), {"auto", "uniform", "logsnr"}));
+    e.target_stderr(r.get("target_stderr", e.target_stderr()));
+    e.max_passes(r.get("max_passes", e.max_passes()));
     e.seed(r.get("seed", e.seed()));
     e.ema(r.get("ema", e.ema()));
     if (e.batch_size() < 1) r.fail("batch_size", "must be >= 1");
+    if (e.time_samples() < 1) r.fail("time_samples", "must be >= 1");
+    if (!(e.quadrature_tol() > 0)) r.fail("quadrature_tol", "must be > 0 (bits per dimension)");
+    if (e.max_nodes() < 84) r.fail("max_nodes", "must be >= 84 (the first graded panels)");
+    if (e.quadrature_nodes() < 0) r.fail("quadrature_nodes", "must be >= 0");
+    if (e.target_stderr() < 0) r.fail("target_stderr", "must be >= 0");
+    if (e.max_passes() < 1) r.fail("max_passes", "must be >= 1");
   });
   read_section(j, "debug", [&](JsonReader& r) { c.debug.nan_at_step(r.get("nan_at_step", c.debug.nan_at_step())); });
   c.resolved = to_json(c);
@@ -137,7 +151,9 @@ json to_json(const Config& c) {
                  {"max_consecutive_skips", t.max_consecutive_skips()}, {"tensorboard", t.tensorboard()}, {"precision", t.precision()}}},
       {"sample", {{"steps", s.steps()}, {"num", s.num()}, {"seed", s.seed()}, {"ema", s.ema()}}},
       {"eval", {{"limit", e.limit()}, {"batch_size", e.batch_size()}, {"exact", e.exact()},
-                {"time_samples", e.time_samples()}, {"seed", e.seed()}, {"ema", e.ema()}}},
+                {"time_samples", e.time_samples()}, {"quadrature_tol", e.quadrature_tol()}, {"max_nodes", e.max_nodes()}, {"noise_samples", e.noise_samples()},
+                {"quadrature_nodes", e.quadrature_nodes()}, {"time_sampling", e.time_sampling()},
+                {"target_stderr", e.target_stderr()}, {"max_passes", e.max_passes()}, {"seed", e.seed()}, {"ema", e.ema()}}},
       {"debug", {{"nan_at_step", c.debug.nan_at_step()}}},
   };
 }

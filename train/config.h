@@ -58,8 +58,15 @@ struct SampleOptions {
 struct EvalOptions {
   TORCH_ARG(int64_t, limit) = 0;          // examples scored; 0 = all
   TORCH_ARG(int64_t, batch_size) = 100;
-  TORCH_ARG(bool, exact) = false;         // all T terms / Gauss–Legendre in t
-  TORCH_ARG(int64_t, time_samples) = 1;   // t per example (or quadrature nodes when exact)
+  TORCH_ARG(bool, exact) = false;         // all T terms / adaptive Gauss–Legendre in t to quadrature_tol
+  TORCH_ARG(int64_t, time_samples) = 1;   // Monte Carlo: t per example (per pass with target_stderr)
+  TORCH_ARG(double, quadrature_tol) = 1e-3;  // exact, continuous time: bits per dimension
+  TORCH_ARG(int64_t, max_nodes) = 2048;      // exact, continuous time: most quadrature nodes per batch
+  TORCH_ARG(int64_t, noise_samples) = 1;     // exact, continuous time: x_t noise streams per example
+  TORCH_ARG(int64_t, quadrature_nodes) = 0;  // > 0: a fixed Gauss–Legendre rule instead (not converged)
+  TORCH_ARG(std::string, time_sampling) = "auto";  // auto (logsnr for Gaussian processes) | uniform | logsnr
+  TORCH_ARG(double, target_stderr) = 0;      // > 0: add passes of time_samples t until stderr <= this
+  TORCH_ARG(int64_t, max_passes) = 64;       // most passes with target_stderr
   TORCH_ARG(uint64_t, seed) = 0;
   TORCH_ARG(bool, ema) = true;
 };

@@ -6,6 +6,7 @@
 #include "core/decoder.h"
 #include "core/distributions.h"
 #include "core/elbo.h"
+#include "core/gaussian.h"
 
 namespace gsdiff {
 
@@ -24,16 +25,30 @@ DenoiseFn denoise_fn(DenoiserNet& model, torch::Tensor y) {
 }
 
 nlohmann::json BoundResult::to_json() const {
-  return {{"bound", mean},         {"stderr", stderr_}, {"unit", unit},
-          {"nats_per_example", mean_nats}, {"examples", examples}, {"dims", dims},
-          {"estimate", exact ? "exact" : "monte-carlo"}, {"time_samples", time_samples}};
+  nlohmann::json j{{"bound", mean}, {"stderr", stderr_}, {"unit", unit}, {"nats_per_example", mean_nats},
+                   {"examples", examples}, {"dims", dims}, {"estimate", estimate}};
+  if (estimate == "monte-carlo") {
+    j["time_samples"] = time_samples;
+    j["time_sampling"] = time_sampling;
+    j["passes"] = passes;
+    if (target_stderr > 0) {
+      j["target_stderr"] = target_stderr;
+      j["target_reached"] = stderr_ <= target_stderr;  // not when the spread over examples alone exceeds it
+    }
+  } else if ((estimate == "exact" || estimate == "quadrature") && !extra.contains("diffusion_terms")) {
+    j["quadrature_nodes"] = nodes;
+    j["quadrature_error"] = quadrature_error;
+    j["noise_samples"] = noise_samples;
+    if (quadrature_tol > 0) j["quadrature_tol"] = quadrature_tol;
+  }
+  for (auto it = extra.begin(); it != extra.end(); ++it) j[it.key()] = it.value();
+  return j;
 }
 
-BoundResult score_examples(const data::Dataset& ds, const EvalOptions& opts,
-                           const std::function<torch::Tensor(const torch::Tensor& x)>& score) {
+torch::Tensor score_nats(const data::Dataset& ds, const EvalOptions& opts,
+                         const std::function<torch::Tensor(const torch::Tensor& x)>& score, BoundResult& r) {
   const int64_t n = opts.limit() > 0 ? std::min(opts.limit(), ds.size()) : ds.size();
   std::vector<torch::Tensor> nats;
-  BoundResult r;
   for (int64_t start = 0; start < n; start += opts.batch_size()) {
     std::vector<int64_t> idx;
     for (int64_t i = start; i < std::min(n, start + opts.batch_size()); ++i) idx.push_back(i);
@@ -43,24 +58,82 @@ BoundResult score_examples(const data::Dataset& ds, const EvalOptions& opts,
   }
   auto all = torch::cat(nats);  // [n]
   r.examples = all.size(0);
+  r.unit = ds.name() == "text8" ? "bits/char" : "bits/dim";
+  return all;
+}
+
+void summarise(const torch::Tensor& all, BoundResult& r) {
   const double to_bits = 1.0 / (r.dims * std::log(2.0));
   r.mean_nats = all.mean().item<double>();
   r.mean = r.mean_nats * to_bits;
   r.stderr_ = r.examples > 1 ? all.std().item<double>() / std::sqrt(double(r.examples)) * to_bits : 0.0;
-  r.unit = ds.name() == "text8" ? "bits/char" : "bits/dim";
+}
+
+BoundResult score_examples(const data::Dataset& ds, const EvalOptions& opts,
+                           const std::function<torch::Tensor(const torch::Tensor& x)>& score) {
+  BoundResult r;
+  summarise(score_nats(ds, opts, score, r), r);
   return r;
+}
+
+ElboOptions elbo_options(const Process& p, const EvalOptions& opts) {
+  std::string ts = opts.time_sampling();
+  if (ts == "auto") ts = dynamic_cast<const GaussianProcess*>(&p) ? "logsnr" : "uniform";
+  return ElboOptions()
+      .exact(opts.exact())
+      .time_samples(opts.time_samples())
+      .quadrature_tol(opts.quadrature_tol() * std::log(2.0))  // bits -> nats per dimension
+      .max_nodes(opts.max_nodes())
+      .noise_samples(opts.noise_samples())
+      .quadrature_nodes(opts.quadrature_nodes())
+      .time_sampling(ts);
 }
 
 BoundResult evaluate_bound_fn(const Process& p, const DenoiseFn& f, const data::Dataset& ds, const EvalOptions& opts,
                               const torch::Device& device) {
   auto gen = make_generator(device, opts.seed());
   torch::NoGradGuard ng;
-  auto r = score_examples(ds, opts, [&](const torch::Tensor& x) {
+  const auto eo = elbo_options(p, opts);
+  BoundResult r;
+  double err_sum = 0;  // nats per example, summed over examples
+  bool converged = true;
+  auto score = [&](const torch::Tensor& x) {
     auto x0 = to_process_space(p, x).to(device);  // [b, ...]
-    return negative_elbo(p, f, x0, gen, ElboOptions().exact(opts.exact()).time_samples(opts.time_samples())).total();
-  });
-  r.exact = opts.exact();
-  r.time_samples = opts.time_samples();
+    auto terms = negative_elbo(p, f, x0, gen, eo);
+    r.nodes = std::max(r.nodes, terms.nodes);
+    err_sum += terms.quadrature_error * double(x0.size(0));
+    converged = converged && terms.converged;
+    return terms.total();
+  };
+  auto sum = score_nats(ds, opts, score, r);  // [n]
+  summarise(sum, r);
+  const bool one_step = !p.continuous_time() && p.steps() < 2;  // T = 1: prior + reconstruction, nothing to sample
+  const bool mc = !opts.exact() && !one_step;
+  // eval.target_stderr: more passes (fresh t and x_t) until the standard error of the per-example means is met.
+  while (mc && opts.target_stderr() > 0 && r.stderr_ > opts.target_stderr() && r.passes < opts.max_passes()) {
+    sum += score_nats(ds, opts, score, r);
+    r.passes += 1;
+    summarise(sum / double(r.passes), r);
+  }
+  const double to_bits = 1.0 / (r.dims * std::log(2.0));
+  if (mc) {
+    r.estimate = "monte-carlo";
+    r.time_samples = r.passes * opts.time_samples();
+    r.time_sampling = eo.time_sampling();
+    r.target_stderr = opts.target_stderr();
+  } else if (!p.continuous_time()) {
+    r.estimate = "exact";
+    r.extra["diffusion_terms"] = std::max<int64_t>(0, p.steps() - 1);  // all KL terms, one x_t each
+  } else {
+    r.estimate = converged ? "exact" : "quadrature";
+    r.noise_samples = opts.noise_samples();
+    r.quadrature_error = err_sum / double(r.examples) * to_bits;
+    if (p.continuous_time() && opts.quadrature_nodes() == 0) r.quadrature_tol = opts.quadrature_tol();
+    if (!converged && p.continuous_time())
+      r.extra["warning"] = opts.quadrature_nodes() > 0
+                               ? "fixed Gauss-Legendre rule: no error estimate, not a converged bound"
+                               : "quadrature did not reach quadrature_tol within max_nodes";
+  }
   return r;
 }
 

@@ -20,22 +20,43 @@ torch::Tensor to_process_space(const Process& p, const torch::Tensor& x);
 // The network as a DenoiseFn: float32 time, labels y (undefined = null class).
 DenoiseFn denoise_fn(DenoiserNet& model, torch::Tensor y = {});
 
-// An upper bound on -log p(x) averaged over examples, with its standard error (over examples).
+// An upper bound on -log p(x) averaged over examples, with its standard error (over examples) and how it
+// was computed: "exact" (all T terms, or a continuous-time quadrature that met its tolerance, with the
+// nodes used and the estimated remaining quadrature error), "quadrature" (a quadrature that did not, or a
+// fixed rule), "monte-carlo" (t per example and their proposal) or a method of its own (`method`, e.g. the
+// probability-flow ODE, whose fields go in `extra`).
 struct BoundResult {
   double mean = 0, stderr_ = 0;  // in `unit`
   double mean_nats = 0;          // per example
   int64_t examples = 0;
   double dims = 0;
-  bool exact = false;
-  int64_t time_samples = 1;
-  std::string unit;  // bits/dim or bits/char
+  std::string unit;              // bits/dim or bits/char
+  std::string estimate = "monte-carlo";
+  int64_t time_samples = 0;      // monte-carlo: t per example in all (passes x eval.time_samples)
+  int64_t passes = 1;            // monte-carlo: passes over the data (eval.target_stderr adds them)
+  std::string time_sampling;     // monte-carlo: uniform | logsnr
+  double target_stderr = 0;      // > 0 when passes were added until stderr <= it
+  int64_t nodes = 0;             // exact / quadrature: network calls per example for the diffusion term (max over batches)
+  double quadrature_error = 0;   // estimated remaining quadrature error of the mean, in `unit`
+  double quadrature_tol = 0;     // in `unit`
+  int64_t noise_samples = 1;     // exact / quadrature: x_t noise streams per example
+  nlohmann::json extra;          // method-specific fields, merged into to_json()
   nlohmann::json to_json() const;
 };
 
-// Scores the first `opts.limit()` examples (all when 0), in order and in batches of opts.batch_size():
-// `score` maps a data-space batch [b, ...] to nats [b]; mean and standard error per dimension in bits.
+// Per-example nats [n] of the first `opts.limit()` examples (all when 0), in order and in batches of
+// opts.batch_size(): `score` maps a data-space batch [b, ...] to nats [b]. Sets r.examples, dims, unit.
+torch::Tensor score_nats(const data::Dataset& ds, const EvalOptions& opts,
+                         const std::function<torch::Tensor(const torch::Tensor& x)>& score, BoundResult& r);
+// Fills mean, mean_nats and stderr_ of r from per-example nats [n].
+void summarise(const torch::Tensor& nats, BoundResult& r);
+
+// score_nats then summarise: mean and standard error per dimension in bits.
 BoundResult score_examples(const data::Dataset& ds, const EvalOptions& opts,
                            const std::function<torch::Tensor(const torch::Tensor& x)>& score);
+
+// The ElboOptions eval runs for a process: eval.time_sampling "auto" is logsnr for Gaussian processes.
+ElboOptions elbo_options(const Process& p, const EvalOptions& opts);
 
 // The negative ELBO of any DenoiseFn (e.g. switch_experts(high, low, tau)) under no_grad, by score_examples.
 BoundResult evaluate_bound_fn(const Process& p, const DenoiseFn& f, const data::Dataset& ds, const EvalOptions& opts,

@@ -45,8 +45,9 @@ double nelbo_continuous(const CategoricalProcess& p, const Denoiser1D& den, int6
   return total;
 }
 
+// The exact denoiser under the Bayes parameterisation (read_output multiplies by q(x_t | x0)): the data law.
 Denoiser1D exact(const CategoricalProcess& p, const Tensor& px0) {
-  return [&p, px0](double t) { return torch::log(exact_denoiser(p, px0, t)); };
+  return [&p, px0](double) { return torch::log(px0).expand({p.num_states(), p.num_categories()}); };
 }
 
 std::vector<J> processes(int64_t T) {
@@ -106,8 +107,12 @@ TEST(DiscreteElbo, TwoCorrelatedDimensionsInContinuousTime) {
         auto post = joint.unsqueeze(0) * Q.t().index({xt.select(1, 0)}).unsqueeze(2) * Q.t().index({xt.select(1, 1)}).unsqueeze(1);
         auto norm = post.sum({1, 2}, true);
         post = post / torch::where(norm > 0, norm, torch::ones_like(norm));
-        auto logp = torch::log(torch::stack({post.sum(2), post.sum(1)}, 1));  // [V^2, 2, K] per-dimension conditionals
-        auto pred = p->read_output(logp, xt, tfull(V * V, t));
+        auto cond = torch::stack({post.sum(2), post.sum(1)}, 1);  // [V^2, 2, K] per-dimension conditionals
+        // Raw output for the Bayes parameterisation: the conditional divided by q(x_t^d | x0^d = k).
+        auto lik = torch::stack({Q.t().index({xt.select(1, 0)}), Q.t().index({xt.select(1, 1)})}, 1);  // [V^2, 2, K]
+        auto raw = torch::log(cond) - torch::log(torch::where(lik > 0, lik, torch::ones_like(lik)));
+        auto pred = p->read_output(raw, xt, tfull(V * V, t));
+        EXPECT_TRUE(torch::allclose(pred.exp(), cond, 1e-9, 1e-12)) << cfg.dump();
         auto f = p->elbo_integrand(x0b, xt, tfull(V * V, t), pred).sum(1);  // [V^2]
         auto Qf = Qbar(*p, t);
         auto w = Qf[a0].index({xt.select(1, 0)}) * Qf[b0].index({xt.select(1, 1)});

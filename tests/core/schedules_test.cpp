@@ -1,6 +1,7 @@
 // Schedules: derivatives equal finite differences; VP identity; SDE coefficients reproduce sigma^2.
 #include <gtest/gtest.h>
 
+#include "core/discrete_schedules.h"
 #include "core/schedules.h"
 
 using namespace gsdiff;
@@ -72,5 +73,75 @@ TEST(Schedules, SdeCoefficientsReproduceVarianceOde) {
     auto v = s->at(t);
     EXPECT_TRUE(torch::allclose(v.dsigma2, 2 * v.f() * v.sigma.square() + v.g2(), 1e-9, 1e-12)) << s->name();
     EXPECT_TRUE((v.g2() > 0).all().item<bool>()) << s->name();
+  }
+}
+
+// Each schedule against its paper's definition, computed here in plain double arithmetic.
+namespace {
+double sched_a2(const GaussianSchedule& s, double t) {
+  return s.at(torch::full({1}, t, torch::kFloat64)).alpha.pow(2).item<double>();
+}
+double sched_sigma(const GaussianSchedule& s, double t) {
+  return s.at(torch::full({1}, t, torch::kFloat64)).sigma.item<double>();
+}
+}  // namespace
+
+TEST(SchedulesAgainstPapers, ContinuousFormsEqualTheirDefinitions) {
+  for (double t : {1e-5, 0.013, 0.25, 0.5, 0.77, 1.0}) {
+    // Song et al. 2021 eq. 33 (VP): alpha^2 = exp(-(b0 t + (b1 - b0) t^2 / 2)), b0 = 0.1, b1 = 20.
+    EXPECT_NEAR(std::log(sched_a2(*linear_beta_schedule(), t)), -(0.1 * t + 0.5 * 19.9 * t * t), 1e-12) << t;
+    // VDM (Kingma et al. 2021): alpha^2 = sigmoid(lambda), lambda = 13.3 - 18.3 t.
+    EXPECT_NEAR(sched_a2(*linear_logsnr_schedule(), t), 1.0 / (1.0 + std::exp(-(13.3 - 18.3 * t))), 1e-14) << t;
+    // Song et al. 2021 (VE): sigma = sigma_min (sigma_max / sigma_min)^t, alpha = 1.
+    EXPECT_NEAR(sched_sigma(*ve_geometric_schedule(), t) / (0.01 * std::pow(5000.0, t)), 1.0, 1e-12) << t;
+    // Song et al. 2021 (sub-VP): mean factor exp(-B/2), std 1 - exp(-B), B the integrated linear beta.
+    double B = 0.1 * t + 0.5 * 19.9 * t * t;
+    EXPECT_NEAR(sched_a2(*subvp_schedule(), t), std::exp(-B), 1e-14) << t;
+    EXPECT_NEAR(sched_sigma(*subvp_schedule(), t), 1.0 - std::exp(-B), 1e-14) << t;
+    // iDDPM (Nichol & Dhariwal 2021 eq. 17) before its normalisation: f(t) = cos^2((t + s)/(1 + s) pi/2).
+    // Ours is alpha = cos(phi), phi linear to atan(exp(-logsnr_min / 2)); with logsnr_min = -60 that is f(t).
+    double f = std::pow(std::cos((t + 0.008) / 1.008 * M_PI / 2.0), 2);
+    EXPECT_NEAR(sched_a2(*cosine_schedule(0.008, -60.0), t), f, 1e-12) << t;
+  }
+}
+
+TEST(SchedulesAgainstPapers, DdpmAndIddpmDiscreteProductsEqualThePapersTables) {
+  const int T = 1000;
+  auto ddpm = ddpm_linear_beta_schedule(T), iddpm = iddpm_cosine_schedule(T);
+  auto f = [](double t) { return std::pow(std::cos((t + 0.008) / 1.008 * M_PI / 2.0), 2); };
+  double abar = 1.0, abar_c = 1.0;
+  for (int i = 1; i <= T; ++i) {
+    abar *= 1.0 - (1e-4 + (0.02 - 1e-4) * double(i - 1) / double(T - 1));  // Ho et al. 2020: beta_i linear
+    double beta_c = std::min(1.0 - f(double(i) / T) / f(double(i - 1) / T), 0.999);  // iDDPM, clipped
+    abar_c *= 1.0 - beta_c;
+    EXPECT_NEAR(sched_a2(*ddpm, double(i) / T) / abar, 1.0, 1e-12) << i;
+    EXPECT_NEAR(sched_a2(*iddpm, double(i) / T) / abar_c, 1.0, 1e-10) << i;
+    if (i < T) EXPECT_NEAR(abar_c, f(double(i) / T) / f(0.0), 1e-12) << i;  // clipping acts at i = T only
+  }
+  // The continuous form of linear-beta is not DDPM's table: log alpha-bar(1) = -10.05 against -10.118
+  // (sum log(1 - beta_j) = -sum beta_j - sum beta_j^2 / 2 - ...).
+  double cont = std::log(sched_a2(*linear_beta_schedule(), 1.0));
+  EXPECT_NEAR(cont, -10.05, 1e-12);
+  EXPECT_LT(std::log(abar), cont - 0.06);
+  // Derivatives of the product form: d log-SNR / dt matches central differences inside a step.
+  for (double t : {0.1234, 0.5678}) {
+    double h = 1e-8;
+    auto lam = [&](double u) { return ddpm->at(torch::full({1}, u, torch::kFloat64)).logsnr.item<double>(); };
+    EXPECT_NEAR(ddpm->at(torch::full({1}, t, torch::kFloat64)).dlogsnr.item<double>(), (lam(t + h) - lam(t - h)) / (2 * h), 1e-4) << t;
+  }
+}
+
+TEST(SchedulesAgainstPapers, SurvivalSchedulesEqualTheirDefinitions) {
+  for (double t : {0.0, 0.1, 0.5, 0.9, 1.0}) {
+    auto tt = torch::full({1}, t, torch::kFloat64);
+    auto a = [&](const std::string& type) {
+      SurvivalSchedule s;
+      s.type = type;
+      return s.alpha(tt).item<double>();
+    };
+    EXPECT_NEAR(a("linear"), 1.0 - t, 1e-15);                                    // MDLM (Sahoo et al. 2024)
+    EXPECT_NEAR(a("cosine"), 1.0 - std::cos(M_PI / 2.0 * (1.0 - t)), 1e-15);     // MD4 (Shi et al. 2024)
+    EXPECT_NEAR(a("log-linear"), 1.0 - (1.0 - 1e-3) * t, 1e-15);                 // SEDD (Lou et al. 2024)
+    EXPECT_NEAR(a("exponential"), std::exp(-5.0 * t), 1e-15);
   }
 }

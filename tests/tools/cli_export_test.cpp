@@ -53,7 +53,14 @@ TEST(CliExport, ExportSampleFromTheExportSwitchAndOde) {
   ASSERT_EQ(ode.rc, 0) << ode.out;
   auto j = last_json(ode.out);
   EXPECT_GT(j.value("bound", 0.0), 7.0) << ode.out;  // bits/dim of 8-bit data include log2(128) = 7
-  EXPECT_NE(j.value("method", std::string()).find("ODE"), std::string::npos);
+  // Each field is named for what it is (no "monte-carlo" estimate, no time_samples holding ODE steps).
+  EXPECT_EQ(j.value("estimate", ""), "probability-flow-ode") << ode.out;
+  EXPECT_EQ(j.value("ode_steps", 0), 2) << ode.out;
+  EXPECT_EQ(j.value("ode_integrator", ""), "rk4") << ode.out;
+  EXPECT_EQ(j.value("trace_estimator", ""), "hutchinson-rademacher") << ode.out;
+  EXPECT_EQ(j.value("trace_samples", 0), 1) << ode.out;
+  EXPECT_FALSE(j.contains("time_samples")) << ode.out;
+  EXPECT_NE(j.value("dequantization", "none"), "none") << ode.out;
   auto es = run_cli("eval --checkpoint " + ck + " --low-noise-checkpoint " + ck + " --switch 0.4 --limit 2 --batch-size 2 --threads 1");
   ASSERT_EQ(es.rc, 0) << es.out;
   EXPECT_EQ(last_json(es.out).value("switch", 0.0), 0.4);
@@ -61,3 +68,22 @@ TEST(CliExport, ExportSampleFromTheExportSwitchAndOde) {
 }
 
 }  // namespace
+
+// A file argument that is a directory, missing or unreadable: one error naming the flag and the path, no backtrace.
+TEST(CliExport, FileArgumentsThatAreNotReadableFilesAreNamed) {
+  auto dir = fresh_out_dir("cli_bad_files");
+  for (const auto& [cmd, flag] : std::vector<std::pair<std::string, std::string>>{
+           {"export --checkpoint " + dir + " --out " + dir + "/m.pt", "--checkpoint"},
+           {"export --checkpoint " + dir + "/missing.gsdiff --out " + dir + "/m.pt", "--checkpoint"},
+           {"eval --checkpoint " + dir, "--checkpoint"},
+           {"sample --checkpoint " + dir + " --out " + dir + "/s.png", "--checkpoint"},
+           {"sample --model " + dir + " --out " + dir + "/s.png", "--model"},
+           {"train --config " + dir, "--config"},
+           {"info --config " + dir + "/none.json", "--config"}}) {
+    auto r = run_cli(cmd);
+    EXPECT_EQ(r.rc, 1) << cmd << "\n" << r.out;
+    EXPECT_NE(r.out.find(flag + " '" + dir), std::string::npos) << cmd << "\n" << r.out;
+    EXPECT_EQ(r.out.find("frame #"), std::string::npos) << cmd << "\n" << r.out;
+    EXPECT_EQ(r.out.find("basic_filebuf"), std::string::npos) << cmd << "\n" << r.out;
+  }
+}
