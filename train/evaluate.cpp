@@ -2,6 +2,7 @@
 #include "train/evaluate.h"
 
 #include <cmath>
+#include <sstream>
 
 #include "core/decoder.h"
 #include "core/distributions.h"
@@ -51,13 +52,33 @@ BoundResult score_examples(const data::Dataset& ds, const EvalOptions& opts,
   return r;
 }
 
+void check_finite_bound(const TermWatch& watched, const torch::Tensor& total, int64_t first_example) {
+  auto tc = total.detach().to(torch::kCPU, torch::kFloat64);  // [b]
+  for (int64_t j = 0; j < tc.size(0); ++j) {
+    const double v = tc[j].item<double>();
+    if (std::isfinite(v)) continue;
+    std::ostringstream os;
+    os << "the bound is not finite for example " << first_example + j << " of the evaluation data: ";
+    if (const auto& h = watched.hit(j)) os << watched.describe(*h);
+    else os << "process '" << watched.name() << "': the sum of finite terms is " << v;
+    throw NonFiniteBound(os.str());
+  }
+}
+
 BoundResult evaluate_bound_fn(const Process& p, const DenoiseFn& f, const data::Dataset& ds, const EvalOptions& opts,
                               const torch::Device& device) {
   auto gen = make_generator(device, opts.seed());
   torch::NoGradGuard ng;
+  TermWatch watched(p);  // names the term, time and example of a non-finite bound
+  int64_t first = 0;     // index of the batch's first example in the split
   auto r = score_examples(ds, opts, [&](const torch::Tensor& x) {
     auto x0 = to_process_space(p, x).to(device);  // [b, ...]
-    return negative_elbo(p, f, x0, gen, ElboOptions().exact(opts.exact()).time_samples(opts.time_samples())).total();
+    watched.reset(x0.size(0));
+    auto terms = negative_elbo(watched, f, x0, gen, ElboOptions().exact(opts.exact()).time_samples(opts.time_samples()));
+    auto total = terms.total();  // [b] nats
+    check_finite_bound(watched, total, first);
+    first += x0.size(0);
+    return total;
   });
   r.exact = opts.exact();
   r.time_samples = opts.time_samples();
