@@ -71,6 +71,17 @@ Tensor BlackoutProcess::log_likelihood_of_xt(const Tensor& xt, const Tensor& t) 
   return log_binomial(y, k, a).to(compute_dtype_);                         // [B, ..., K]
 }
 
+Tensor BlackoutProcess::marginal_probs(const Tensor& x0, const Tensor& t) const {
+  auto a = like_x(opts_.schedule().alpha(t), x0, 1);                       // [B, ..., 1]
+  auto y = torch::arange(V_, torch::TensorOptions().dtype(torch::kFloat64).device(x0.device()));  // survivors
+  return torch::exp(log_binomial(y, x0.to(torch::kFloat64).unsqueeze(-1), a)).to(compute_dtype_);  // [B, ..., V]
+}
+
+Tensor BlackoutProcess::sample_xt(const Tensor& x0, const Tensor& t, torch::Generator& gen) const {
+  auto a = like_x(opts_.schedule().alpha(t), x0, 0).clamp(0.0, 1.0).expand(x0.sizes()).contiguous();  // [B, ...]
+  return at::binomial(x0.to(torch::kFloat64), a, gen).to(torch::kLong);  // each of x0 survives with alpha_t
+}
+
 Tensor BlackoutProcess::likelihood_of_xt(const Tensor& xt, const Tensor& t) const {
   return log_likelihood_of_xt(xt, t).to(torch::kFloat64).exp().to(compute_dtype_);
 }
@@ -101,7 +112,7 @@ Tensor BlackoutProcess::step_kl(const Tensor& x0, const Tensor& xt, const Tensor
                                 const Tensor& logp) const {
   auto logP = birth_matrices(s, t, logp);                                        // [B, V, V]
   const int64_t B = xt.size(0);
-  auto births = (x0 - xt).reshape({B, -1, 1});                                   // [B, M, 1]
+  auto births = (x0 - xt).clamp_min(0).reshape({B, -1, 1});  // [B, M, 1]; x0 < x_t has q = 0 (callers weight it 0)
   auto rev = reverse_births(xt, logP.exp(), logp);                               // [B, ..., V] over d
   auto log_post = logP.gather(1, births.expand({B, births.size(1), V_})).reshape_as(rev);  // log Bin(d; x0 - x_t, r)
   auto logp_x0 = logp.gather(-1, x0.unsqueeze(-1)).squeeze(-1);                  // [B, ...]

@@ -159,9 +159,12 @@ Tensor unscale(const Tensor& m, const Tensor& scale) {
 }  // namespace
 
 Tensor CategoricalProcess::reverse_probs(const Tensor& xt, const Tensor& s, const Tensor& t, const Tensor& logp) const {
-  auto w = denoiser_weights(logp, log_likelihood_of_xt(xt, t));  // the scale cancels in the normalisation
-  auto p = step_probs_into(xt, s, t).to(logp.scalar_type()) * mul_qbar(w.scaled, s);  // [B, ..., V]
-  return p / p.sum(-1, true);
+  // In float64 whatever the compute dtype: the normaliser sum_x0 w q(x_t | x0) is exp(-scale), which float32 loses
+  // (and its gradient 1 / sum^2 overflows, NaN) once q(x_t | x0) is denormal for some x0 (K = 256 at t = 2 / T).
+  auto lp = logp.to(torch::kFloat64);
+  auto w = denoiser_weights(lp, log_likelihood_of_xt(xt, t));  // the scale cancels in the normalisation
+  auto p = step_probs_into(xt, s, t).to(torch::kFloat64) * mul_qbar(w.scaled, s);  // [B, ..., V]
+  return (p / p.sum(-1, true)).to(logp.scalar_type());
 }
 
 Tensor CategoricalProcess::reverse_rates(const Tensor& xt, const Tensor& t, const Tensor& logp) const {

@@ -50,6 +50,10 @@ class BlackoutProcess : public CategoricalProcess {
   torch::Tensor rate(const torch::Tensor& t) const override;
   torch::Tensor prior_probs() const override;
 
+  // Gathers in closed form (no [T + 1, V, V] table: 525 MB at K = 256, T = 1000): Bin(.; x0, alpha_t) rows,
+  // x_t by binomial sampling.
+  torch::Tensor marginal_probs(const torch::Tensor& x0, const torch::Tensor& t) const override;
+  torch::Tensor sample_xt(const torch::Tensor& x0, const torch::Tensor& t, torch::Generator& gen) const override;
   torch::Tensor likelihood_of_xt(const torch::Tensor& xt, const torch::Tensor& t) const override;
   torch::Tensor log_likelihood_of_xt(const torch::Tensor& xt, const torch::Tensor& t) const override;
   // KL over the births back to s: q(x_s - x_t | x_t, x0) = Bin(x0 - x_t, r), r = (alpha_s - alpha_t) / (1 - alpha_t),
