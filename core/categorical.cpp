@@ -2,6 +2,7 @@
 #include "core/categorical.h"
 
 #include <cmath>
+#include <limits>
 
 #include "core/distributions.h"
 
@@ -33,8 +34,16 @@ Tensor batch_of(const Tensor& Q, int64_t B) { return Q.size(0) == B ? Q : Q.expa
 }  // namespace
 
 Tensor rate_bregman(const Tensor& rin, const Tensor& ratio_q, const Tensor& ratio_th) {
-  auto term = ratio_th - ratio_q + torch::xlogy(ratio_q, ratio_q) - torch::xlogy(ratio_q, ratio_th);
-  return torch::where(rin > 0, rin * term, torch::zeros_like(term)).sum(-1);
+  // Dropped entries (rin = 0, and the log where r_q = 0) see the value 1, not their own: where() passes a zero
+  // gradient to the branch it drops, but 0 times d/dx log x at x = 0 is NaN (a ring walk's far states, K = 27).
+  auto on = rin > 0;
+  auto one = torch::ones_like(ratio_q);
+  auto rq = torch::where(on, ratio_q, one), rth = torch::where(on, ratio_th, one);
+  auto pos = rq > 0;
+  auto log_term = torch::where(pos, rq * (torch::log(torch::where(pos, rq, one)) - torch::log(torch::where(pos, rth, one))),
+                               torch::zeros_like(rq));
+  auto term = rth - rq + log_term;
+  return torch::where(on, rin * term, torch::zeros_like(term)).sum(-1);
 }
 
 const Tensor& CategoricalProcess::grid_table() const {
@@ -63,7 +72,8 @@ Tensor CategoricalProcess::qbar_at(const Tensor& t, const Tensor& like) const {
     bool same = (td == td[0]).all().item<bool>();
     Q = same ? qbar(td.narrow(0, 0, 1)) : qbar(td);
   }
-  return Q.to(like.device(), like.scalar_type());
+  // matrix_exp or a spectral sum leaves rounding noise of about 1e-17 below zero where the kernel is 0.
+  return Q.to(like.device(), like.scalar_type()).clamp_min(0.0);
 }
 
 Tensor CategoricalProcess::dense_marginal(const Tensor& x0, const Tensor& t, const Tensor& like) const {
@@ -100,13 +110,17 @@ Tensor CategoricalProcess::likelihood_of_xt(const Tensor& xt, const Tensor& t) c
   return dense_likelihood(xt, t, torch::empty({0}, torch::TensorOptions().dtype(compute_dtype_).device(xt.device())));
 }
 
+Tensor CategoricalProcess::log_likelihood_of_xt(const Tensor& xt, const Tensor& t) const {
+  return torch::log(likelihood_of_xt(xt, t).clamp_min(0.0));  // -inf where x0 cannot reach x_t
+}
+
 Tensor CategoricalProcess::mul_qbar(const Tensor& w, const Tensor& t) const { return dense_mul_qbar(w, t); }
 
 Tensor CategoricalProcess::step_probs_into(const Tensor& xt, const Tensor& s, const Tensor& t) const {
   auto sd = s.to(torch::kFloat64).cpu(), td = t.to(torch::kFloat64).cpu();
   bool same = (sd == sd[0]).all().item<bool>() && (td == td[0]).all().item<bool>();
   auto Q = same ? qstep(sd.narrow(0, 0, 1), td.narrow(0, 0, 1)) : qstep(sd, td);
-  return gather_columns(batch_of(Q.to(xt.device(), compute_dtype_), xt.size(0)), xt, V_);
+  return gather_columns(batch_of(Q.to(xt.device(), compute_dtype_).clamp_min(0.0), xt.size(0)), xt, V_);
 }
 
 Tensor CategoricalProcess::rates_into(const Tensor& xt, const Tensor& t) const {
@@ -119,23 +133,44 @@ Tensor CategoricalProcess::posterior_probs(const Tensor& x0, const Tensor& xt, c
 }
 
 namespace {
-// w(x0) = p(x0 | x_t) / q(x_t | x0), zero where x0 cannot reach x_t.  [B, ..., K]
-Tensor denoiser_weights(const Tensor& logp, const Tensor& lik) {
-  auto l = lik.to(logp.scalar_type());
-  return torch::where(l > 0, logp.exp() / torch::where(l > 0, l, torch::ones_like(l)), torch::zeros_like(l));
+// w(x0) = p(x0 | x_t) / q(x_t | x0), zero where x0 cannot reach x_t, as w = exp(scale) * scaled with scaled in
+// [0, 1] and scale = max_x0 log w [B, ..., 1] (detached: every use is invariant to it). p / q itself overflows
+// float32 where q(x_t | x0) is denormal, as K = 256 tables are at T = 1000 (D3PM's discretized Gaussian).
+struct Weights {
+  Tensor scaled;  // [B, ..., K]
+  Tensor scale;   // [B, ..., 1]
+};
+Weights denoiser_weights(const Tensor& logp, const Tensor& loglik) {
+  auto ll = loglik.to(logp.scalar_type());
+  auto reach = ll > -std::numeric_limits<double>::infinity();
+  auto lw = torch::where(reach, logp - torch::where(reach, ll, torch::zeros_like(ll)),
+                         torch::full_like(ll, -std::numeric_limits<double>::infinity()));
+  auto scale = std::get<0>(lw.detach().max(-1, true));
+  scale = torch::where(torch::isfinite(scale), scale, torch::zeros_like(scale));
+  return {torch::exp(lw - scale), scale};
+}
+
+// exp(scale) * m, formed as exp(scale + log m) so that neither a huge scale nor a denormal m overflows. [B, ..., V]
+Tensor unscale(const Tensor& m, const Tensor& scale) {
+  auto pos = m > 0;
+  auto safe = torch::where(pos, m, torch::ones_like(m));
+  return torch::where(pos, torch::exp(scale + torch::log(safe)), torch::zeros_like(m));
 }
 }  // namespace
 
 Tensor CategoricalProcess::reverse_probs(const Tensor& xt, const Tensor& s, const Tensor& t, const Tensor& logp) const {
-  auto w = denoiser_weights(logp, likelihood_of_xt(xt, t));
-  auto p = step_probs_into(xt, s, t).to(logp.scalar_type()) * mul_qbar(w, s);  // [B, ..., V]
-  return p / p.sum(-1, true);
+  // In float64 whatever the compute dtype: the normaliser sum_x0 w q(x_t | x0) is exp(-scale), which float32 loses
+  // (and its gradient 1 / sum^2 overflows, NaN) once q(x_t | x0) is denormal for some x0 (K = 256 at t = 2 / T).
+  auto lp = logp.to(torch::kFloat64);
+  auto w = denoiser_weights(lp, log_likelihood_of_xt(xt, t));  // the scale cancels in the normalisation
+  auto p = step_probs_into(xt, s, t).to(torch::kFloat64) * mul_qbar(w.scaled, s);  // [B, ..., V]
+  return (p / p.sum(-1, true)).to(logp.scalar_type());
 }
 
 Tensor CategoricalProcess::reverse_rates(const Tensor& xt, const Tensor& t, const Tensor& logp) const {
-  auto w = denoiser_weights(logp, likelihood_of_xt(xt, t));
+  auto w = denoiser_weights(logp, log_likelihood_of_xt(xt, t));
   auto rin = rates_into(xt, t).to(logp.scalar_type()).scatter(-1, xt.unsqueeze(-1), 0.0);
-  return rin * mul_qbar(w, t);
+  return rin * unscale(mul_qbar(w.scaled, t), w.scale);
 }
 
 Tensor CategoricalProcess::sample_xt(const Tensor& x0, const Tensor& t, torch::Generator& gen) const {
@@ -156,19 +191,34 @@ Tensor CategoricalProcess::prior_kl(const Tensor& x0) const {
 }
 
 Tensor CategoricalProcess::read_output(const Tensor& out, const Tensor& xt, const Tensor& t) const {
-  auto lik = likelihood_of_xt(xt, t).to(out.scalar_type());  // q(x_t | x0 = k)  [B, ..., K]
+  auto ll = log_likelihood_of_xt(xt, t).to(out.scalar_type());  // log q(x_t | x0 = k)  [B, ..., K]
   const double ninf = -std::numeric_limits<double>::infinity();
-  auto logits = bayes_ ? out + torch::log(torch::where(lik > 0, lik, torch::ones_like(lik))) : out;
-  return torch::log_softmax(logits.masked_fill(lik <= 0, ninf), -1);
+  auto unreachable = ll == ninf;
+  auto logits = bayes_ ? out + ll.masked_fill(unreachable, 0.0) : out;  // Bayes: p(x0 | x_t) ∝ q(x_t | x0) p_theta
+  return torch::log_softmax(logits.masked_fill(unreachable, ninf), -1);
 }
 
 Tensor CategoricalProcess::reconstruction(const Tensor& x0, const Tensor& xt, const Tensor& t, const Tensor& logp) const {
   return -logp.gather(-1, x0.unsqueeze(-1)).squeeze(-1);
 }
 
+Tensor kl_to_mixture(const Tensor& log_post, const Tensor& rev, const Tensor& logp_x0) {
+  auto pos = rev > 0;
+  auto log_rev = torch::where(pos, torch::log(torch::where(pos, rev, torch::ones_like(rev))),
+                              torch::full_like(rev, -std::numeric_limits<double>::infinity()));
+  auto log_q = torch::maximum(log_rev, logp_x0.unsqueeze(-1) + log_post);  // the mixture >= its true-x0 part
+  auto fin = log_post > -std::numeric_limits<double>::infinity();
+  auto lp = torch::where(fin, log_post, torch::zeros_like(log_post));
+  auto term = torch::where(fin, torch::exp(lp) * (lp - torch::where(fin, log_q, torch::zeros_like(log_q))),
+                           torch::zeros_like(lp));
+  return term.sum(-1);
+}
+
 Tensor CategoricalProcess::step_kl(const Tensor& x0, const Tensor& xt, const Tensor& s, const Tensor& t,
                                    const Tensor& logp) const {
-  return categorical_kl_probs(posterior_probs(x0, xt, s, t).to(logp.scalar_type()), reverse_probs(xt, s, t, logp));
+  auto post = posterior_probs(x0, xt, s, t).to(logp.scalar_type());  // [B, ..., V]
+  auto logp_x0 = logp.gather(-1, x0.unsqueeze(-1)).squeeze(-1);      // [B, ...]
+  return kl_to_mixture(torch::log(post), reverse_probs(xt, s, t, logp), logp_x0);
 }
 
 Tensor CategoricalProcess::elbo_integrand(const Tensor& x0, const Tensor& xt, const Tensor& t, const Tensor& logp) const {
@@ -179,16 +229,20 @@ Tensor CategoricalProcess::elbo_integrand_generic(const Tensor& x0, const Tensor
                                                   const Tensor& logp) const {
   auto mq = marginal_probs(x0, t).to(logp.scalar_type());               // q(y | x0)        [B, ..., V]
   auto ratio_q = mq / mq.gather(-1, xt.unsqueeze(-1));                   // q(y|x0)/q(x_t|x0)
-  auto ratio_th = mul_qbar(denoiser_weights(logp, likelihood_of_xt(xt, t)), t);
+  auto w = denoiser_weights(logp, log_likelihood_of_xt(xt, t));
+  auto ratio_th = unscale(mul_qbar(w.scaled, t), w.scale);               // sum_x0 p(x0|x_t) q(y|x0)/q(x_t|x0)
   auto rin = rates_into(xt, t).to(logp.scalar_type()).scatter(-1, xt.unsqueeze(-1), 0.0);  // R_t(y, x_t), y != x_t
-  return rate_bregman(rin, ratio_q, ratio_th);
+  // ratio_th >= p(x0 | x_t) ratio_q exactly (one term of its sum): restores what float underflow zeroed.
+  auto floor = logp.gather(-1, x0.unsqueeze(-1)).exp() * ratio_q;
+  return rate_bregman(rin, ratio_q, torch::maximum(ratio_th, floor));
 }
 
 Tensor CategoricalProcess::elbo_integrand_dense(const Tensor& x0, const Tensor& xt, const Tensor& t,
                                                 const Tensor& logp) const {
   auto mq = dense_marginal(x0, t, logp);
   auto ratio_q = mq / mq.gather(-1, xt.unsqueeze(-1));
-  auto ratio_th = dense_mul_qbar(denoiser_weights(logp, dense_likelihood(xt, t, logp)), t);
+  auto w = denoiser_weights(logp, torch::log(dense_likelihood(xt, t, logp)));
+  auto ratio_th = unscale(dense_mul_qbar(w.scaled, t), w.scale);
   auto rin = dense_rates_into(xt, t, logp).scatter(-1, xt.unsqueeze(-1), 0.0);
   return rate_bregman(rin, ratio_q, ratio_th);
 }

@@ -33,6 +33,9 @@ class CategoricalProcess : public Process {
   // ---- per-dimension gathers; structured kernels override them with O(V) forms ----
   virtual torch::Tensor marginal_probs(const torch::Tensor& x0, const torch::Tensor& t) const;     // q(x_t = . | x0)    [B, ..., V]
   virtual torch::Tensor likelihood_of_xt(const torch::Tensor& xt, const torch::Tensor& t) const;   // q(x_t | x0 = k)    [B, ..., K]
+  // log q(x_t | x0 = k), -inf exactly where x0 = k cannot reach x_t [B, ..., K]; the default takes the log of
+  // likelihood_of_xt, kernels whose values underflow (blackout's binomials) give it directly.
+  virtual torch::Tensor log_likelihood_of_xt(const torch::Tensor& xt, const torch::Tensor& t) const;
   virtual torch::Tensor mul_qbar(const torch::Tensor& w, const torch::Tensor& t) const;            // sum_k w_k Qbar_t[k, .] [B, ..., V]
   virtual torch::Tensor step_probs_into(const torch::Tensor& xt, const torch::Tensor& s, const torch::Tensor& t) const;  // Q_{t|s}[., x_t]
   virtual torch::Tensor rates_into(const torch::Tensor& xt, const torch::Tensor& t) const;         // R_t[., x_t]        [B, ..., V]
@@ -106,6 +109,12 @@ class CategoricalProcess : public Process {
 };
 
 // The integrand's core: sum_{y} rin (r_th - r_q + r_q log(r_q / r_th)), with 0 log 0 = 0 and rin = 0 terms dropped.
-torch::Tensor rate_bregman(const torch::Tensor& rin, const torch::Tensor& ratio_q, const torch::Tensor& ratio_theta);
+torch::Tensor rate_bregman(const torch::Tensor& rin, const torch::Tensor& ratio_q, const torch::Tensor& ratio_th);
+
+// KL(q || p) over the last axis for a posterior given as log q [B, ..., V] (-inf off its support) and a reverse
+// step p = sum_x0 p(x0 | x_t) q(. | x_t, x0) given as probabilities: log p is taken as max(log p, log p(x0 | x_t) +
+// log q), a bound that holds exactly (the mixture is at least its true-x0 part), so that a p which underflowed to 0
+// where q is denormal (K = 256 in float32) gives a finite term, never a smaller one than the exact KL's.
+torch::Tensor kl_to_mixture(const torch::Tensor& log_post, const torch::Tensor& rev, const torch::Tensor& logp_x0);
 
 }  // namespace gsdiff

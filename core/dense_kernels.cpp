@@ -1,4 +1,4 @@
-// Discretized-Gaussian, blackout and rate-matrix kernels as dense matrices (Qbar, Q_{t|s}, R_t).
+// Discretized-Gaussian and rate-matrix kernels as dense matrices (Qbar, Q_{t|s}, R_t); blackout: core/blackout.cpp.
 #include "core/dense_kernels.h"
 
 #include <cmath>
@@ -89,45 +89,6 @@ Tensor DiscretizedGaussianProcess::rate(const Tensor&) const {
 }
 
 Tensor DiscretizedGaussianProcess::prior_probs() const { return torch::full({K_}, 1.0 / double(K_), torch::kFloat64); }
-
-// ---------------------------------------------------------------- blackout
-
-BlackoutProcess::BlackoutProcess(DiscreteOptions opts)
-    : CategoricalProcess(opts.K(), opts.K(), opts.steps(), opts.t_min()), opts_(std::move(opts)) {
-  compute_dtype_ = parse_dtype(opts_.dtype());
-  bayes_ = opts_.parameterization() == "bayes";
-}
-
-nlohmann::json BlackoutProcess::options_json() const {
-  return {{"name", name()}, {"K", opts_.K()}, {"steps", opts_.steps()}, {"t_min", opts_.t_min()},
-          {"schedule", opts_.schedule().to_json()}, {"dtype", opts_.dtype()}, {"parameterization", opts_.parameterization()}};
-}
-
-Tensor BlackoutProcess::binomial_matrix(const Tensor& p_in) const {
-  auto p = p_in.to(torch::kFloat64).clamp(0.0, 1.0).reshape({-1, 1, 1});  // [N, 1, 1]
-  auto x = torch::arange(V_, torch::kFloat64).reshape({1, -1, 1});        // rows: x (alive at s)
-  auto y = torch::arange(V_, torch::kFloat64).reshape({1, 1, -1});        // cols: y survivors
-  auto ok = y <= x;
-  auto k = torch::where(ok, x - y, torch::zeros_like(x - y));
-  auto logc = torch::lgamma(x + 1) - torch::lgamma(y + 1) - torch::lgamma(k + 1);
-  auto logp = logc + torch::xlogy(y, p) + torch::xlogy(k, 1.0 - p);
-  return torch::where(ok, torch::exp(logp), torch::zeros_like(logp));
-}
-
-Tensor BlackoutProcess::qbar(const Tensor& t) const { return binomial_matrix(opts_.schedule().alpha(t)); }
-
-Tensor BlackoutProcess::qstep(const Tensor& s, const Tensor& t) const {
-  return binomial_matrix(opts_.schedule().alpha(t) / opts_.schedule().alpha(s));
-}
-
-Tensor BlackoutProcess::rate(const Tensor& t) const {
-  auto mu = opts_.schedule().beta(t).reshape({-1, 1, 1});
-  auto n = torch::arange(V_, torch::kFloat64);
-  auto R = torch::diag(-n) + torch::diag(n.narrow(0, 1, V_ - 1), -1);  // R[n, n-1] = n, R[n, n] = -n
-  return mu * R.unsqueeze(0);
-}
-
-Tensor BlackoutProcess::prior_probs() const { return torch::one_hot(torch::tensor(int64_t(0)), V_).to(torch::kFloat64); }
 
 // ---------------------------------------------------------------- rate matrix
 

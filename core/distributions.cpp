@@ -62,18 +62,27 @@ torch::Tensor Categorical::kl(const Categorical& other) const {
 torch::Tensor Categorical::sample(torch::Generator& gen) const { return sample_categorical(probs(), gen); }
 
 torch::Tensor categorical_kl_probs(const torch::Tensor& p, const torch::Tensor& q) {
-  auto safe_p = torch::where(p > 0, p, torch::ones_like(p));
-  auto term = torch::where(p > 0, p * (torch::log(safe_p) - torch::log(q)), torch::zeros_like(p));
+  // Both logs see 1 where p = 0: where() passes a zero gradient to the branch it drops, but zero times the
+  // gradient of log q at q = 0 is 0 * inf = NaN (a posterior restricted to reachable states has such zeros).
+  auto pos = p > 0;
+  auto safe_p = torch::where(pos, p, torch::ones_like(p));
+  auto safe_q = torch::where(pos, q, torch::ones_like(q));
+  auto term = torch::where(pos, p * (torch::log(safe_p) - torch::log(safe_q)), torch::zeros_like(p));
   return term.sum(-1);
 }
 
 torch::Tensor sample_categorical(const torch::Tensor& probs, torch::Generator& gen) {
   // Inverse CDF: the first index whose cumulative mass exceeds u * total.
+  const int64_t K = probs.size(-1);
   auto cdf = probs.cumsum(-1);                                         // [..., K]
-  auto total = cdf.narrow(-1, probs.size(-1) - 1, 1);                  // [..., 1]
+  auto total = cdf.narrow(-1, K - 1, 1);                               // [..., 1]
   auto u = at::rand(total.sizes(), gen, probs.options()) * total;      // [..., 1]
   auto idx = (cdf <= u).sum(-1);                                       // [...]
-  return idx.clamp_max(probs.size(-1) - 1).to(torch::kLong);
+  // u * total can round up to total (u = 1 - 2^-24 in float32), which would pick a zero-probability state past
+  // the last positive one: an x_t its x0 cannot reach. Never go past the last state with positive mass.
+  auto last = torch::where(probs > 0, torch::arange(K, probs.options().dtype(torch::kLong)),
+                           torch::zeros({}, probs.options().dtype(torch::kLong))).amax(-1);  // [...]
+  return torch::minimum(idx.to(torch::kLong), last);
 }
 
 }  // namespace gsdiff

@@ -201,6 +201,8 @@ ElboSample sample_negative_elbo(const Process& p, const DenoiseFn& f, const Tens
     w_diff = (1.0 - p.t_min()) / (1.0 - reconstruction_prob);
   }
 
+  out.reconstruction_rows = rec;
+
   // The one network call.
   out.xt = p.sample_xt(x0, out.t, gen);       // [B, ...]
   out.pred = predict(p, f, out.xt, out.t);    // [B, ...]

@@ -67,6 +67,7 @@ struct ElboSample {
   torch::Tensor t;     // [B] float64: the time each example was scored at
   torch::Tensor xt;    // [B, ...]
   torch::Tensor pred;  // [B, ...]: read_output of the one network call
+  torch::Tensor reconstruction_rows;  // bool [B]: the example scored the reconstruction term (else diffusion)
 };
 ElboSample sample_negative_elbo(const Process& p, const DenoiseFn& f, const torch::Tensor& x0, torch::Generator& gen,
                                 double reconstruction_prob = 0.125, bool low_discrepancy = false);

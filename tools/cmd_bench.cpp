@@ -30,6 +30,7 @@
 #include "models/denoiser.h"
 #include "models/unet_autograd.h"
 #include "tools/commands.h"
+#include "tools/finite_json.h"
 #include "tools/sample_util.h"
 #include "train/flat_params.h"
 #include "train/fused_adamw.h"
@@ -398,6 +399,7 @@ int cmd_bench(int argc, char** argv) {
     r["peak_memory_bytes"] = status_kb("VmHWM") * 1024;
     r["peak_memory_source"] = "VmHWM (/proc/self/status)";
   }
+  require_finite(r, "gsdiff bench");
   std::cout << r.dump() << std::endl;
   return 0;
 }

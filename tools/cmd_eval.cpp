@@ -10,6 +10,7 @@
 #include "tools/sample_util.h"
 #include "sample/guidance.h"
 #include "tools/eval_extra.h"
+#include "tools/finite_json.h"
 #include "train/trainer.h"
 
 namespace gsdiff::cli {
@@ -106,6 +107,7 @@ int cmd_eval(int argc, char** argv) {
   j["ema"] = r.used_ema;
   j["data"] = dcfg;
   if (args.count("low-noise-checkpoint")) j["switch"] = args["switch"].as<double>();
+  require_finite(j, "gsdiff eval");  // a non-finite bound is an error, never "bound": null
   std::cout << j.dump() << std::endl;
   return 0;
 }

@@ -5,6 +5,7 @@
 
 #include "core/registry.h"
 #include "models/denoiser.h"
+#include "tools/cli_args.h"
 #include "tools/commands.h"
 #include "tools/input_files.h"
 #include "train/trainer.h"
@@ -17,6 +18,7 @@ int cmd_info(int argc, char** argv) {
       "set", "override a config value: key.path=value (repeatable)", cxxopts::value<std::vector<std::string>>())(
       "plugin", "shared library registering extra processes", cxxopts::value<std::vector<std::string>>())(
       "h,help", "show this help");
+  const auto sets = take_set_args(argc, argv);  // before cxxopts, which splits values at commas
   auto args = o.parse(argc, argv);
   if (args.count("help")) {
     std::cout << o.help() << "\n";
@@ -27,8 +29,6 @@ int cmd_info(int argc, char** argv) {
   if (args.count("plugin"))
     for (const auto& p : args["plugin"].as<std::vector<std::string>>()) load_plugin(p);
   if (args.count("config")) {
-    std::vector<std::string> sets;
-    if (args.count("set")) sets = args["set"].as<std::vector<std::string>>();
     auto cfg = load_config(args["config"].as<std::string>(), sets);
     auto process = build_process(cfg);
     auto model = build_model(cfg);

@@ -8,6 +8,7 @@
 
 #include "core/registry.h"
 #include "sample/writers.h"
+#include "tools/cli_args.h"
 #include "tools/commands.h"
 #include "tools/input_files.h"
 #include "tools/sample_util.h"
@@ -52,6 +53,7 @@ int cmd_train(int argc, char** argv) {
       cxxopts::value<double>()->default_value("1800"))(
       "plugin", "shared library registering extra processes (repeatable)", cxxopts::value<std::vector<std::string>>())(
       "quiet", "no progress lines")("h,help", "show this help");
+  const auto sets = take_set_args(argc, argv);  // before cxxopts, which splits values at commas
   auto args = o.parse(argc, argv);
   if (args.count("help")) {
     std::cout << o.help() << "\n";
@@ -68,8 +70,6 @@ int cmd_train(int argc, char** argv) {
   register_builtins();
   if (args.count("plugin"))
     for (const auto& p : args["plugin"].as<std::vector<std::string>>()) load_plugin(p);
-  std::vector<std::string> sets;
-  if (args.count("set")) sets = args["set"].as<std::vector<std::string>>();
   auto cfg = load_config(args["config"].as<std::string>(), sets);
 
   TrainerEnv env;

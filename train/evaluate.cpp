@@ -2,6 +2,7 @@
 #include "train/evaluate.h"
 
 #include <cmath>
+#include <sstream>
 
 #include "core/decoder.h"
 #include "core/distributions.h"
@@ -89,6 +90,35 @@ ElboOptions elbo_options(const Process& p, const EvalOptions& opts) {
       .time_sampling(ts);
 }
 
+void check_finite_bound(const TermWatch& watched, const torch::Tensor& total, int64_t first_example) {
+  auto tc = total.detach().to(torch::kCPU, torch::kFloat64);  // [b]
+  for (int64_t j = 0; j < tc.size(0); ++j) {
+    const double v = tc[j].item<double>();
+    if (std::isfinite(v)) continue;
+    std::ostringstream os;
+    os << "the bound is not finite for example " << first_example + j << " of the evaluation data: ";
+    if (const auto& h = watched.hit(j)) os << watched.describe(*h);
+    else os << "process '" << watched.name() << "': the sum of finite terms is " << v;
+    throw NonFiniteBound(os.str());
+  }
+}
+
+namespace {
+// A batch whose bound is not finite is scored once more through TermWatch (uniform times: the prior and
+// reconstruction are deterministic in t, the diffusion term is named at the time it failed again), so the
+// error names the process, the term, its time and the example; if the second pass is finite, the first
+// non-finite example is still refused, named by its index.
+void diagnose_nonfinite(const Process& p, const DenoiseFn& f, const torch::Tensor& x0, const torch::Tensor& total,
+                        ElboOptions eo, torch::Generator& gen, int64_t first) {
+  if (torch::isfinite(total).all().item<bool>()) return;
+  TermWatch watched(p);
+  watched.reset(x0.size(0));
+  auto again = negative_elbo(watched, f, x0, gen, eo.time_sampling("uniform")).total();  // [b]
+  auto bad = torch::isfinite(again).all().item<bool>() ? total : again;
+  check_finite_bound(watched, bad, first);
+}
+}  // namespace
+
 BoundResult evaluate_bound_fn(const Process& p, const DenoiseFn& f, const data::Dataset& ds, const EvalOptions& opts,
                               const torch::Device& device) {
   auto gen = make_generator(device, opts.seed());
@@ -97,21 +127,26 @@ BoundResult evaluate_bound_fn(const Process& p, const DenoiseFn& f, const data::
   BoundResult r;
   double err_sum = 0;  // nats per example, summed over examples
   bool converged = true;
+  int64_t first = 0;  // index of the batch's first example in the split (passes restart it)
   auto score = [&](const torch::Tensor& x) {
     auto x0 = to_process_space(p, x).to(device);  // [b, ...]
     auto terms = negative_elbo(p, f, x0, gen, eo);
+    diagnose_nonfinite(p, f, x0, terms.total(), eo, gen, first);
+    first += x0.size(0);
     r.nodes = std::max(r.nodes, terms.nodes);
     err_sum += terms.quadrature_error * double(x0.size(0));
     converged = converged && terms.converged;
     return terms.total();
   };
   auto sum = score_nats(ds, opts, score, r);  // [n]
+  first = 0;
   summarise(sum, r);
   const bool one_step = !p.continuous_time() && p.steps() < 2;  // T = 1: prior + reconstruction, nothing to sample
   const bool mc = !opts.exact() && !one_step;
   // eval.target_stderr: more passes (fresh t and x_t) until the standard error of the per-example means is met.
   while (mc && opts.target_stderr() > 0 && r.stderr_ > opts.target_stderr() && r.passes < opts.max_passes()) {
     sum += score_nats(ds, opts, score, r);
+    first = 0;
     r.passes += 1;
     summarise(sum / double(r.passes), r);
   }

@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include <functional>
+#include <stdexcept>
 #include <nlohmann/json.hpp>
 
 #include "core/elbo.h"
@@ -10,6 +11,7 @@
 #include "data/dataset.h"
 #include "models/denoiser.h"
 #include "train/config.h"
+#include "train/term_watch.h"
 
 namespace gsdiff {
 
@@ -57,6 +59,13 @@ BoundResult score_examples(const data::Dataset& ds, const EvalOptions& opts,
 
 // The ElboOptions eval runs for a process: eval.time_sampling "auto" is logsnr for Gaussian processes.
 ElboOptions elbo_options(const Process& p, const EvalOptions& opts);
+// A bound that is nan or inf: the message names the process, the term (prior, diffusion, reconstruction), its
+// time and the example. `gsdiff eval` and validation during training stop with it instead of printing null.
+struct NonFiniteBound : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+// Throws NonFiniteBound for the first non-finite entry of total [b] (example first_example + j).
+void check_finite_bound(const TermWatch& watched, const torch::Tensor& total, int64_t first_example);
 
 // The negative ELBO of any DenoiseFn (e.g. switch_experts(high, low, tau)) under no_grad, by score_examples.
 BoundResult evaluate_bound_fn(const Process& p, const DenoiseFn& f, const data::Dataset& ds, const EvalOptions& opts,

@@ -41,14 +41,23 @@ ElboSample one_call_elbo(const Process& p, const DenoiseFn& f, const Tensor& x0,
   return sample_negative_elbo(p, f, x0, gen, o.reconstruction_prob(), o.low_discrepancy());
 }
 
+// The one-call bound's per-example terms and times, kept for the trainer's diagnosis of a non-finite step.
+ObjectiveResult with_terms(ObjectiveResult r, const ElboSample& s) {
+  r.t = s.t;
+  r.terms = s.terms;
+  r.reconstruction_rows = s.reconstruction_rows;
+  return r;
+}
+
 }  // namespace
 
 Objective make_objective(const ObjectiveOptions& o, const Process& process) {
   const std::string name = o.name();
   if (name == "elbo" || name == "masked-ce") {
     return [o](const Process& p, const DenoiseFn& f, const Tensor& x0, torch::Generator& gen) {
-      auto nelbo = one_call_elbo(p, f, x0, gen, o).terms.total();  // [B] nats
-      return ObjectiveResult{nelbo / dims(x0), nelbo.detach()};
+      auto s = one_call_elbo(p, f, x0, gen, o);
+      auto nelbo = s.terms.total();  // [B] nats
+      return with_terms(ObjectiveResult{nelbo / dims(x0), nelbo.detach()}, s);
     };
   }
   if (name == "simple") {
@@ -57,7 +66,9 @@ Objective make_objective(const ObjectiveOptions& o, const Process& process) {
       auto& g = require_gaussian(p, "simple");
       auto t = sample_train_times(p, x0.size(0), false, gen, x0.device());
       auto mse = eps_mse(g, f, x0, t, gen);                          // [B, ...]
-      return ObjectiveResult{mse.reshape({x0.size(0), -1}).mean(1), {}};  // [B]
+      ObjectiveResult r{mse.reshape({x0.size(0), -1}).mean(1), {}};  // [B]
+      r.t = t;
+      return r;
     };
   }
   if (name == "weighted") {
@@ -71,7 +82,9 @@ Objective make_objective(const ObjectiveOptions& o, const Process& process) {
       auto v = g.at(t, z0);
       // min-SNR-gamma: min(SNR, gamma) ||x0 - x0_hat||^2; likelihood: -SNR'(t)/2 ||x0 - x0_hat||^2.
       auto w = o.weighting() == "min-snr" ? torch::clamp_max(v.snr(), o.min_snr_gamma()) : -0.5 * v.dsnr();
-      return ObjectiveResult{sum_dims(w * (z0 - x0_hat).pow(2)) / dims(x0), {}};
+      ObjectiveResult r{sum_dims(w * (z0 - x0_hat).pow(2)) / dims(x0), {}};
+      r.t = t;
+      return r;
     };
   }
   if (name == "hybrid") {
@@ -84,11 +97,11 @@ Objective make_objective(const ObjectiveOptions& o, const Process& process) {
       if (auto* g = dynamic_cast<const GaussianProcess*>(&p)) {  // iDDPM: L_simple + lambda L_vlb
         auto z0 = g->embed(x0);  // x0 in the state space (codes for gaussian-embed)
         auto simple = (g->at(s.t, z0).snr() * (z0 - s.pred).pow(2)).reshape({B, -1}).mean(1);  // eps-MSE [B]
-        return ObjectiveResult{simple + o.hybrid_lambda() * nelbo / D, nelbo.detach()};
+        return with_terms(ObjectiveResult{simple + o.hybrid_lambda() * nelbo / D, nelbo.detach()}, s);
       }
       // D3PM: L_vb + lambda CE, CE = -log p_theta(x0 | x_t) at the sampled t; all per dimension.
       auto ce = p.reconstruction(x0, s.xt, s.t, s.pred).reshape({B, -1}).mean(1);  // [B]
-      return ObjectiveResult{nelbo / D + o.hybrid_lambda() * ce, nelbo.detach()};
+      return with_terms(ObjectiveResult{nelbo / D + o.hybrid_lambda() * ce, nelbo.detach()}, s);
     };
   }
   throw ConfigError("config: field 'objective.name' unknown objective '" + name + "'");

@@ -13,6 +13,10 @@ namespace gsdiff {
 struct ObjectiveResult {
   torch::Tensor loss;   // per-example loss [B] (what is minimised)
   torch::Tensor nelbo;  // per-example negative-ELBO estimate in nats [B], undefined if not computed
+  // What each example was scored on, for diagnosing a non-finite step (undefined where not applicable):
+  torch::Tensor t;                    // [B] float64: the time of the example's term
+  ElboTerms terms;                    // [B] nats each: prior, diffusion, reconstruction of the one-call bound
+  torch::Tensor reconstruction_rows;  // bool [B]: the example scored the reconstruction term
 };
 
 using Objective = std::function<ObjectiveResult(const Process&, const DenoiseFn&, const torch::Tensor& x0,

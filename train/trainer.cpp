@@ -127,6 +127,20 @@ void Trainer::seed_micro_batch(const data::Batch& batch) {
   torch::manual_seed(key ^ 0x94D049BB133111EBull);  // dropout draws from the global generators
 }
 
+ObjectiveResult Trainer::micro_objective(const data::Batch& batch) {
+  const auto& T = cfg_.train;
+  seed_micro_batch(batch);
+  auto x0 = to_process_space(*process_, batch.x).to(env_.device);  // [B, ...]
+  torch::Tensor y;
+  if (batch.labels.defined() && model_->num_classes() > 0) {  // label dropout to the null class
+    auto drop = at::rand({x0.size(0)}, gen_, torch::TensorOptions().dtype(torch::kFloat64).device(gen_.device())) < T.label_dropout();
+    auto labels = batch.labels.to(env_.device);
+    y = torch::where(drop.to(env_.device), torch::full_like(labels, model_->num_classes()), labels);
+  }
+  Bf16Autocast amp(env_.device.is_cuda(), T.precision() == "bf16");  // forward and loss only
+  return objective_(*process_, denoise_fn(model_, y), x0, gen_);
+}
+
 bool Trainer::step() {
   const auto& T = cfg_.train;
   const double t0 = now_s();
@@ -135,24 +149,16 @@ bool Trainer::step() {
 
   // Phase 1+2: batches and loss, accumulated over micro-batches (sums stay on the device: no host sync).
   const auto f64 = torch::TensorOptions().dtype(torch::kFloat64).device(env_.device);
-  torch::Tensor loss_acc = torch::zeros({}, f64), nelbo_acc = torch::zeros({}, f64);  // [] [] float64
+  // [] float64 each: loss, and the sum and sum of squares of the per-example bound estimates in bits
+  torch::Tensor loss_acc = torch::zeros({}, f64), nelbo_acc = torch::zeros({}, f64), nelbo_sq = torch::zeros({}, f64);
   double examples = 0;
   int64_t nelbo_n = 0;
+  step_batches_.clear();
   for (int64_t a = 0; a < T.accumulate(); ++a) {
     auto batch = loader_->next();
-    seed_micro_batch(batch);
-    auto x0 = to_process_space(*process_, batch.x).to(env_.device);  // [B, ...]
-    torch::Tensor y;
-    if (batch.labels.defined() && model_->num_classes() > 0) {  // label dropout to the null class
-      auto drop = at::rand({x0.size(0)}, gen_, torch::TensorOptions().dtype(torch::kFloat64).device(gen_.device())) < T.label_dropout();
-      auto labels = batch.labels.to(env_.device);
-      y = torch::where(drop.to(env_.device), torch::full_like(labels, model_->num_classes()), labels);
-    }
-    ObjectiveResult r;
-    {
-      Bf16Autocast amp(env_.device.is_cuda(), T.precision() == "bf16");  // forward and loss only
-      r = objective_(*process_, denoise_fn(model_, y), x0, gen_);
-    }
+    if (!diagnosed_) step_batches_.push_back(batch);  // kept for diagnose_nonfinite until a first diagnosis
+    auto x0 = batch.x;
+    ObjectiveResult r = micro_objective(batch);
     auto loss = r.loss.mean() / double(T.accumulate());
     if (cfg_.debug.nan_at_step() == step_ + 1) loss = loss * std::nan("");
     // Phase 3: backward (data parallel: buckets are all-reduced during the last micro-batch's backward).
@@ -161,7 +167,9 @@ bool Trainer::step() {
     loss_acc += loss.detach().to(torch::kFloat64);
     examples += double(x0.size(0));
     if (r.nelbo.defined()) {
-      nelbo_acc += r.nelbo.detach().sum().to(torch::kFloat64) / (double(x0[0].numel()) * std::log(2.0));
+      auto bits = r.nelbo.detach().to(torch::kFloat64) / (double(x0[0].numel()) * std::log(2.0));  // [B]
+      nelbo_acc += bits.sum();
+      nelbo_sq += bits.square().sum();
       nelbo_n += x0.size(0);
     }
   }
@@ -170,22 +178,37 @@ bool Trainer::step() {
   // the update entirely (a NaN on any rank reaches every rank through the average, so all skip together).
   if (grad_sync_) grad_sync_->finish();
   const double max_norm = T.grad_clip() > 0 ? T.grad_clip() : std::numeric_limits<double>::infinity();
-  auto host = torch::stack({loss_acc, nelbo_acc, flat_->grad_norm().to(f64)}).to(torch::kCPU);  // the step's one sync
-  const double loss_sum = host[0].item<double>(), nelbo_bits = host[1].item<double>(), grad_norm = host[2].item<double>();
+  auto host = torch::stack({loss_acc, nelbo_acc, nelbo_sq, flat_->grad_norm().to(f64)}).to(torch::kCPU);  // one sync
+  const double loss_sum = host[0].item<double>(), nelbo_bits = host[1].item<double>(),
+               nelbo_bits_sq = host[2].item<double>(), grad_norm = host[3].item<double>();
   flat_->clip_to(grad_norm, max_norm);  // as clip_grad_norm_, one norm over the flat gradient
   ++step_;
   losses_.push_back(loss_sum);
   if (!std::isfinite(loss_sum) || !std::isfinite(grad_norm)) {
     flat_->zero_grad();
     ++skipped_;
+    const char* what = std::isfinite(loss_sum) ? "gradient" : "loss";
+    if (!diagnosed_) {  // the run's first non-finite step says which term and which t (trainer_diagnose.cpp)
+      diagnosed_ = true;
+      first_nonfinite_ = diagnose_nonfinite(step_batches_);
+      step_batches_.clear();
+      if (is_main()) {
+        metrics_ << nlohmann::json{{"step", step_}, {"nonfinite", first_nonfinite_}}.dump() << "\n" << std::flush;
+        if (env_.verbose) {
+          progress_clear();
+          std::cerr << "step " << step_ << ": non-finite " << what << ", update skipped; first cause: "
+                    << describe_nonfinite(first_nonfinite_) << "\n";
+        }
+      }
+    } else if (env_.verbose && is_main()) {
+      progress_clear();
+      std::cerr << "step " << step_ << ": non-finite " << what << ", update skipped\n";
+    }
     if (++consecutive_skips_ >= T.max_consecutive_skips())
       throw std::runtime_error("training diverged: " + std::to_string(consecutive_skips_) +
                                " consecutive steps with a non-finite loss or gradient (last at step " +
-                               std::to_string(step_) + ")");
-    if (env_.verbose && is_main()) {
-      progress_clear();
-      std::cerr << "step " << step_ << ": non-finite loss/gradient, update skipped\n";
-    }
+                               std::to_string(step_) + "); the first non-finite step: " +
+                               describe_nonfinite(first_nonfinite_));
     return false;
   }
   consecutive_skips_ = 0;
@@ -202,10 +225,12 @@ bool Trainer::step() {
   win_examples_ += examples;
   win_seconds_ += now_s() - t0;
   ++win_steps_;
-  if (nelbo_n > 0) win_bits_ += nelbo_bits, win_bits_n_ += nelbo_n;
-  if (is_main()) progress(loss_sum, nelbo_n > 0 ? nelbo_bits / double(nelbo_n) : NAN, examples);
-  if (T.log_every() > 0 && step_ % T.log_every() == 0 && is_main()) log(win_loss_ / win_steps_, win_bits_n_ ? win_bits_ / win_bits_n_ : NAN,
-                                                           grad_norm, lr, win_examples_, win_seconds_);
+  if (nelbo_n > 0) win_bits_ += nelbo_bits, win_bits_sq_ += nelbo_bits_sq, win_bits_n_ += nelbo_n;
+  last_bits_ = nelbo_n > 0 ? nelbo_bits / double(nelbo_n) : NAN;  // this step's batch mean
+  // The bar shows the running mean over the log interval so far: one step's estimate is one random
+  // T-weighted term per example, far noisier than the bound it estimates.
+  if (is_main()) progress(loss_sum, win_bits_n_ ? win_bits_ / double(win_bits_n_) : NAN, examples);
+  if (T.log_every() > 0 && step_ % T.log_every() == 0 && is_main()) log(win_loss_ / win_steps_, grad_norm, lr, win_examples_, win_seconds_);
   return true;
 }
 

@@ -98,11 +98,16 @@ class Trainer {
   bool is_main() const { return rank() == 0; }  // rank 0: the one that writes files
 
  private:
-  void log(double loss, double bits, double grad_norm, double lr, double examples, double seconds);
+  void log(double loss, double grad_norm, double lr, double examples, double seconds);  // window: bits_* below
   void open_records();  // rank 0: metrics.jsonl, config.json, TensorBoard, the progress bar (trainer_record.cpp)
   void progress(double loss, double bits, double examples);  // one step on the progress bar, if shown
   void progress_clear();  // erases the bar line before other output
   void seed_micro_batch(const data::Batch& batch);  // trainer.cpp: the generators from (seed, epoch, global batch)
+  ObjectiveResult micro_objective(const data::Batch& batch);  // seeded loss of one micro-batch (with graph)
+  // Re-runs a non-finite step's micro-batches with their seeds and finds the first example whose loss term, or
+  // whose gradient (by bisection over examples), is not finite: {stage, term, t, example, ...} (trainer_diagnose.cpp).
+  nlohmann::json diagnose_nonfinite(const std::vector<data::Batch>& batches);
+  std::string describe_nonfinite(const nlohmann::json& d) const;
 
   Config cfg_;
   TrainerEnv env_;
@@ -118,9 +123,12 @@ class Trainer {
   torch::Generator gen_;
   int64_t step_ = 0, updates_ = 0, skipped_ = 0, consecutive_skips_ = 0;
   std::vector<double> losses_;
+  std::vector<data::Batch> step_batches_;  // this step's micro-batches, until the first diagnosis
+  bool diagnosed_ = false;
+  nlohmann::json first_nonfinite_;  // the first non-finite step's diagnosis
   std::ofstream metrics_;
   // Window for the periodic log line.
-  double win_loss_ = 0, win_bits_ = 0, win_examples_ = 0, win_seconds_ = 0;
+  double win_loss_ = 0, win_bits_ = 0, win_bits_sq_ = 0, win_examples_ = 0, win_seconds_ = 0, last_bits_ = NAN;
   int64_t win_steps_ = 0, win_bits_n_ = 0;
   double start_wall_ = 0;
   std::unique_ptr<tb::EventWriter> tb_;

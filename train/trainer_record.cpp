@@ -46,22 +46,32 @@ void Trainer::progress_clear() {
   if (bar_) bar_->clear();
 }
 
-void Trainer::log(double loss, double bits, double grad_norm, double lr, double examples, double seconds) {
+void Trainer::log(double loss, double grad_norm, double lr, double examples, double seconds) {
   nlohmann::json j = {{"step", step_},      {"loss", loss},       {"lr", lr},
                       {"grad_norm", grad_norm}, {"examples_per_s", examples / std::max(seconds, 1e-9)},
                       {"wall_s", wall_now_s() - start_wall_}, {"skipped", skipped_}};
-  j["bits"] = std::isfinite(bits) ? nlohmann::json(bits) : nlohmann::json(nullptr);
+  // The bound's one-call estimate (objectives that compute it): `bits` is the mean over every example of the
+  // log interval, `bits_stderr` its standard error over those examples, `bits_step` the last step's batch mean.
+  // No key is written as null: an objective without a bound (simple, weighted) has no bits_* keys.
+  const double n = double(win_bits_n_);
+  if (win_bits_n_ > 0) {
+    const double mean = win_bits_ / n;
+    j["bits"] = mean;
+    if (win_bits_n_ > 1) j["bits_stderr"] = std::sqrt(std::max(0.0, (win_bits_sq_ / n - mean * mean) * n / (n - 1)) / n);
+    if (std::isfinite(last_bits_)) j["bits_step"] = last_bits_;
+  }
   metrics_ << j.dump() << "\n" << std::flush;
   if (tb_)
-    for (const char* k : {"loss", "bits", "lr", "grad_norm", "examples_per_s"})
-      if (j[k].is_number()) tb_->add_scalar(std::string("train/") + k, j[k].get<double>(), step_);
+    for (const char* k : {"loss", "bits", "bits_step", "lr", "grad_norm", "examples_per_s"})
+      if (j.contains(k)) tb_->add_scalar(std::string("train/") + k, j[k].get<double>(), step_);
   if (env_.verbose && !bar_) {
     std::cerr << "step " << step_ << "/" << cfg_.train.steps() << "  loss " << std::setprecision(5) << loss;
-    if (std::isfinite(bits)) std::cerr << "  bits " << bits;
+    if (j.contains("bits")) std::cerr << "  bits " << j["bits"].get<double>();
+    if (j.contains("bits_stderr")) std::cerr << " +- " << j["bits_stderr"].get<double>();
     std::cerr << "  lr " << lr << "  |g| " << grad_norm << "  " << std::setprecision(4)
               << examples / std::max(seconds, 1e-9) << " ex/s  skipped " << skipped_ << "\n";
   }
-  win_loss_ = win_bits_ = win_examples_ = win_seconds_ = 0;
+  win_loss_ = win_bits_ = win_bits_sq_ = win_examples_ = win_seconds_ = 0;
   win_steps_ = win_bits_n_ = 0;
 }
 
