@@ -29,6 +29,7 @@ int cmd_eval(int argc, char** argv) {
       "time-sampling", "Monte Carlo t proposal: auto | uniform | logsnr (importance sampling in log-SNR)", cxxopts::value<std::string>())(
       "target-stderr", "Monte Carlo: add passes over the data until the standard error is <= this (bits/dim)", cxxopts::value<double>())(
       "max-passes", "most passes with --target-stderr", cxxopts::value<int64_t>())(
+      "per-example", "also print each example's bound (\"per_example\", in the unit, in data order)")(
       "ema", "use the EMA weights (default: the config's eval.ema)", cxxopts::value<bool>())(
       "batch-size", "examples per batch", cxxopts::value<int64_t>())(
       "seed", "seed of the Monte-Carlo generator", cxxopts::value<uint64_t>())(
@@ -62,6 +63,7 @@ int cmd_eval(int argc, char** argv) {
   EvalOptions e = first.config.eval;
   if (args.count("limit")) e.limit(args["limit"].as<int64_t>());
   if (args.count("exact")) e.exact(true);
+  if (args.count("per-example")) e.per_example(true);
   if (args.count("time-samples")) e.time_samples(args["time-samples"].as<int64_t>());
   if (args.count("quadrature-tol")) e.quadrature_tol(args["quadrature-tol"].as<double>());
   if (args.count("max-nodes")) e.max_nodes(args["max-nodes"].as<int64_t>());

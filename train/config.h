@@ -65,6 +65,7 @@ struct EvalOptions {
   TORCH_ARG(int64_t, noise_samples) = 1;     // exact, continuous time: x_t noise streams per example
   TORCH_ARG(int64_t, quadrature_nodes) = 0;  // > 0: a fixed Gauss–Legendre rule instead (not converged)
   TORCH_ARG(std::string, time_sampling) = "auto";  // auto (logsnr for Gaussian processes) | uniform | logsnr
+  TORCH_ARG(bool, per_example) = false;      // report every example's bound too (`gsdiff eval --per-example`)
   TORCH_ARG(double, target_stderr) = 0;      // > 0: add passes of time_samples t until stderr <= this
   TORCH_ARG(int64_t, max_passes) = 64;       // most passes with target_stderr
   TORCH_ARG(uint64_t, seed) = 0;

@@ -28,6 +28,7 @@ DenoiseFn denoise_fn(DenoiserNet& model, torch::Tensor y) {
 nlohmann::json BoundResult::to_json() const {
   nlohmann::json j{{"bound", mean}, {"stderr", stderr_}, {"unit", unit}, {"nats_per_example", mean_nats},
                    {"examples", examples}, {"dims", dims}, {"estimate", estimate}};
+  if (!per_example.empty()) j["per_example"] = per_example;
   if (estimate == "monte-carlo") {
     j["time_samples"] = time_samples;
     j["time_sampling"] = time_sampling;
@@ -151,6 +152,10 @@ BoundResult evaluate_bound_fn(const Process& p, const DenoiseFn& f, const data::
     summarise(sum / double(r.passes), r);
   }
   const double to_bits = 1.0 / (r.dims * std::log(2.0));
+  if (opts.per_example()) {
+    auto v = (sum / double(r.passes) * to_bits).contiguous();  // [n] bits per dim or char
+    r.per_example.assign(v.data_ptr<double>(), v.data_ptr<double>() + v.numel());
+  }
   if (mc) {
     r.estimate = "monte-carlo";
     r.time_samples = r.passes * opts.time_samples();

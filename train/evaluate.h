@@ -38,6 +38,7 @@ struct BoundResult {
   int64_t passes = 1;            // monte-carlo: passes over the data (eval.target_stderr adds them)
   std::string time_sampling;     // monte-carlo: uniform | logsnr
   double target_stderr = 0;      // > 0 when passes were added until stderr <= it
+  std::vector<double> per_example;  // eval.per_example: each example's bound in `unit`, in data order
   int64_t nodes = 0;             // exact / quadrature: network calls per example for the diffusion term (max over batches)
   double quadrature_error = 0;   // estimated remaining quadrature error of the mean, in `unit`
   double quadrature_tol = 0;     // in `unit`

@@ -152,6 +152,7 @@ std::string shrink(const Case& c) {
 
 struct Bound {
   double mean = NAN, se = NAN;
+  std::vector<double> per_example;  // each example's bound, in data order
 };
 
 // `gsdiff eval` of a checkpoint on the first test examples, same seed before and after training: 4 t per example
@@ -160,13 +161,15 @@ struct Bound {
 Bound eval_bound(const std::string& ckpt, const Case& c) {
   const bool continuous = c.config["process"].value("steps", int64_t(0)) == 0;
   auto r = run_cli("eval --checkpoint " + ckpt + " --limit " + std::to_string(kEvalExamples) +
-                   " --batch-size 32 --seed 1 --threads 2" + (continuous ? " --exact --time-samples 8" : " --time-samples 4") + c.flags);
+                   " --batch-size 32 --seed 1 --threads 2 --per-example" + (continuous ? " --exact --time-samples 8" : " --time-samples 4") + c.flags);
   EXPECT_EQ(r.rc, 0) << r.out;
   auto pos = r.out.rfind("\n{");
   auto j = json::parse(r.out.substr(pos == std::string::npos ? r.out.find('{') : pos + 1));
   EXPECT_TRUE(j["bound"].is_number() && j["stderr"].is_number()) << r.out;  // never null
   Bound b;
   if (j["bound"].is_number()) b.mean = j["bound"].get<double>(), b.se = j["stderr"].get<double>();
+  if (j.contains("per_example")) b.per_example = j["per_example"].get<std::vector<double>>();
+  EXPECT_EQ(int64_t(b.per_example.size()), j.value("examples", int64_t(-1))) << r.out;
   EXPECT_TRUE(std::isfinite(b.mean) && std::isfinite(b.se)) << r.out;
   return b;
 }
@@ -235,11 +238,15 @@ TEST_P(ShippedConfigTrains, FiniteStepsFallingBoundEvalAndSample) {
   const Bound after = eval_bound(out + ck, c);
 
   // A broken objective (no gradient, a wrong sign, a term dropped from the loss) leaves the bound where it was or
-  // raises it; a working one lowers it by more than 3 standard errors of the difference (the two evaluations
-  // share examples and seed, so sqrt(se0^2 + se1^2) overstates the difference's error: the margin is conservative).
-  const double margin = 3.0 * std::hypot(before.se, after.se);
-  EXPECT_LT(after.mean, before.mean - margin) << c.name << ": bound " << before.mean << " +- " << before.se << " at step 0, "
-                                              << after.mean << " +- " << after.se << " at step " << kSteps;
+  // raises it; a working one lowers it by more than 3 standard errors of the paired difference: both evaluations
+  // score the same examples with the same seed (the same t and x_t noise), so the per-example differences
+  // d_k = before_k - after_k carry the change without most of the between-example spread.
+  ASSERT_EQ(before.per_example.size(), after.per_example.size());
+  const auto d = torch::tensor(before.per_example, torch::kFloat64) - torch::tensor(after.per_example, torch::kFloat64);
+  const double drop = d.mean().item<double>(), drop_se = d.std().item<double>() / std::sqrt(double(d.numel()));
+  EXPECT_GT(drop, 3.0 * drop_se) << c.name << ": bound " << before.mean << " +- " << before.se << " at step 0, "
+                                 << after.mean << " +- " << after.se << " at step " << kSteps << "; paired drop "
+                                 << drop << " +- " << drop_se;
 
   const std::string sample = out + (c.data == Data::Images ? "/s.png" : "/s.txt");
   auto sa = run_cli("sample --checkpoint " + out + ck + " --num 4 --steps 10 --seed 0 --threads 2 --out " + sample + c.flags);
