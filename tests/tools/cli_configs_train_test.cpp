@@ -155,13 +155,13 @@ struct Bound {
   std::vector<double> per_example;  // each example's bound, in data order
 };
 
-// `gsdiff eval` of a checkpoint on the first test examples, same seed before and after training: 4 t per example
+// `gsdiff eval` of a checkpoint on the first test examples, same seed before and after training: 16 t per example
 // (Monte Carlo) in discrete time; in continuous time 8 Gauss-Legendre nodes in t (the same nodes before and after,
 // so only x_t is random: an untrained CTMC's integrand grows like 1/t near t = 0, too heavy-tailed for a few draws).
 Bound eval_bound(const std::string& ckpt, const Case& c) {
   const bool continuous = c.config["process"].value("steps", int64_t(0)) == 0;
   auto r = run_cli("eval --checkpoint " + ckpt + " --limit " + std::to_string(kEvalExamples) +
-                   " --batch-size 32 --seed 1 --threads 2 --per-example" + (continuous ? " --exact --time-samples 8" : " --time-samples 4") + c.flags);
+                   " --batch-size 32 --seed 1 --threads 2 --per-example" + (continuous ? " --exact --time-samples 8" : " --time-samples 16") + c.flags);
   EXPECT_EQ(r.rc, 0) << r.out;
   auto pos = r.out.rfind("\n{");
   auto j = json::parse(r.out.substr(pos == std::string::npos ? r.out.find('{') : pos + 1));
