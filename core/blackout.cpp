@@ -78,11 +78,6 @@ Tensor BlackoutProcess::marginal_probs(const Tensor& x0, const Tensor& t) const 
   return torch::exp(log_binomial(y, x0.to(torch::kFloat64).unsqueeze(-1), a)).to(compute_dtype_);  // [B, ..., V]
 }
 
-Tensor BlackoutProcess::sample_xt(const Tensor& x0, const Tensor& t, torch::Generator& gen) const {
-  auto a = like_x(opts_.schedule().alpha(t), x0, 0).clamp(0.0, 1.0).expand(x0.sizes()).contiguous();  // [B, ...]
-  return at::binomial(x0.to(torch::kFloat64), a, gen).to(torch::kLong);  // each of x0 survives with alpha_t
-}
-
 Tensor BlackoutProcess::likelihood_of_xt(const Tensor& xt, const Tensor& t) const {
   return log_likelihood_of_xt(xt, t).to(torch::kFloat64).exp().to(compute_dtype_);
 }

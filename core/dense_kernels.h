@@ -54,7 +54,8 @@ class BlackoutProcess : public CategoricalProcess {
   // Gathers in closed form (no [T + 1, V, V] table: 525 MB at K = 256, T = 1000): Bin(.; x0, alpha_t) rows,
   // x_t by binomial sampling.
   torch::Tensor marginal_probs(const torch::Tensor& x0, const torch::Tensor& t) const override;
-  torch::Tensor sample_xt(const torch::Tensor& x0, const torch::Tensor& t, torch::Generator& gen) const override;
+  // x_t: the generic inverse-CDF draw from the closed-form marginal (one uniform per element, so the quadrature's
+  // common random numbers give an x_t monotone in t; at::binomial's rejection sampler did not)
   torch::Tensor likelihood_of_xt(const torch::Tensor& xt, const torch::Tensor& t) const override;
   torch::Tensor log_likelihood_of_xt(const torch::Tensor& xt, const torch::Tensor& t) const override;
   // KL over the births back to s: q(x_s - x_t | x_t, x0) = Bin(x0 - x_t, r), r = (alpha_s - alpha_t) / (1 - alpha_t),
