@@ -1,6 +1,8 @@
 // PNG grid writer/reader via libpng and the text8 token writer.
 #include "sample/writers.h"
 
+#include "core/file_io.h"
+
 #include <png.h>
 
 #include <cmath>
@@ -27,21 +29,27 @@ torch::Tensor make_grid(const torch::Tensor& images, int64_t cols, int64_t pad) 
   return grid;
 }
 
-void write_png(const std::string& path, const torch::Tensor& image) {
+namespace {
+void png_append(png_structp png, png_bytep data, png_size_t n) {
+  static_cast<std::string*>(png_get_io_ptr(png))->append(reinterpret_cast<const char*>(data), n);
+}
+void png_no_flush(png_structp) {}
+}  // namespace
+
+std::string encode_png(const torch::Tensor& image) {
   if (image.dim() != 3 || image.scalar_type() != torch::kUInt8 || (image.size(0) != 1 && image.size(0) != 3))
     throw std::invalid_argument("write_png: expected uint8 [C,H,W] with C = 1 or 3");
   const int64_t C = image.size(0), H = image.size(1), W = image.size(2);
   auto hwc = image.permute({1, 2, 0}).contiguous().to(torch::kCPU);  // [H, W, C]
-  std::unique_ptr<FILE, int (*)(FILE*)> f(std::fopen(path.c_str(), "wb"), std::fclose);
-  if (!f) throw std::runtime_error("write_png: cannot open '" + path + "' for writing");
+  std::string bytes;
   png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, nullptr, nullptr, nullptr);
   png_infop info = png ? png_create_info_struct(png) : nullptr;
   if (!info) throw std::runtime_error("write_png: libpng initialisation failed");
   if (setjmp(png_jmpbuf(png))) {
     png_destroy_write_struct(&png, &info);
-    throw std::runtime_error("write_png: libpng error writing '" + path + "'");
+    throw std::runtime_error("write_png: libpng error encoding the image");
   }
-  png_init_io(png, f.get());
+  png_set_write_fn(png, &bytes, png_append, png_no_flush);
   png_set_IHDR(png, info, png_uint_32(W), png_uint_32(H), 8, C == 1 ? PNG_COLOR_TYPE_GRAY : PNG_COLOR_TYPE_RGB,
                PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
   png_write_info(png, info);
@@ -49,6 +57,11 @@ void write_png(const std::string& path, const torch::Tensor& image) {
   for (int64_t y = 0; y < H; ++y) png_write_row(png, const_cast<png_bytep>(data + y * W * C));
   png_write_end(png, nullptr);
   png_destroy_write_struct(&png, &info);
+  return bytes;
+}
+
+void write_png(const std::string& path, const torch::Tensor& image) {
+  write_file_atomic(path, encode_png(image), "samples");  // errors name the file and errno (ENOSPC, EACCES)
 }
 
 torch::Tensor read_png(const std::string& path) {
@@ -95,10 +108,6 @@ std::string tokens_to_text8(const torch::Tensor& tokens) {
   return out;
 }
 
-void write_text(const std::string& path, const std::string& text) {
-  std::ofstream out(path);
-  if (!out) throw std::runtime_error("write_text: cannot open '" + path + "'");
-  out << text;
-}
+void write_text(const std::string& path, const std::string& text) { write_file_atomic(path, text, "samples"); }
 
 }  // namespace gsdiff

@@ -30,6 +30,7 @@
 #include "models/denoiser.h"
 #include "models/unet_autograd.h"
 #include "tools/commands.h"
+#include "tools/flags.h"
 #include "tools/finite_json.h"
 #include "tools/sample_util.h"
 #include "train/flat_params.h"
@@ -162,14 +163,6 @@ int cmd_bench(int argc, char** argv) {
                      "memory and FLOP/s on synthetic data of the config's shape; prints one JSON object.");
   o.add_options()("config", "run config (with \"process\" and \"model\") or a bare model config (configs/models/*.json)",
                   cxxopts::value<std::string>())("device", "cpu | cuda", cxxopts::value<std::string>()->default_value("cpu"))(
-      "steps", "timed train steps (and sampling calls)", cxxopts::value<int64_t>()->default_value("10"))(
-      "warmup", "untimed steps first", cxxopts::value<int64_t>()->default_value("2"))(
-      "batch", "batch size (default: data.batch_size, else 8)", cxxopts::value<int64_t>()->default_value("0"))(
-      "seq-len", "sequence length for sequence models (default: data.seq_len, else 256)",
-      cxxopts::value<int64_t>()->default_value("0"))("threads", "intra-op threads (0 = all cores)",
-                                                      cxxopts::value<int>()->default_value("0"))(
-      "sample-calls", "timed sampling network calls (default: --steps)", cxxopts::value<int64_t>()->default_value("-1"))(
-      "seed", "seed", cxxopts::value<uint64_t>()->default_value("0"))(
       "profile", "also write a Chrome trace (chrome://tracing) of one extra train step to this file",
       cxxopts::value<std::string>()->default_value(""))(
       "label", "free text copied into the JSON (e.g. the variant being compared)", cxxopts::value<std::string>()->default_value(""))(
@@ -180,7 +173,18 @@ int cmd_bench(int argc, char** argv) {
       "block-autograd", "on | off: U-Net ResBlock/AttnBlock as one autograd node each (models/unet_autograd.h, "
       "the default) or op by op (before)", cxxopts::value<std::string>()->default_value("on"))(
       "h,help", "show this help");
-  auto args = o.parse(argc, argv);
+  const std::vector<NumFlag> nums = {
+      {"steps", "timed train steps (and sampling calls)", NumFlag::Int64, 1, 1e9, false, false, "", "10"},
+      {"warmup", "untimed steps first", NumFlag::Int64, 0, 1e9, false, false, "none", "2"},
+      {"batch", "batch size", NumFlag::Int64, 0, 1e9, false, false, "data.batch_size, else 8", "0"},
+      {"seq-len", "sequence length for sequence models", NumFlag::Int64, 0, 1e9, false, false,
+       "data.seq_len, else 256", "0"},
+      {"threads", "intra-op threads", NumFlag::Int, 0, 1 << 16, false, false, "all cores", "0"},
+      {"sample-calls", "timed sampling network calls (-1 = --steps)", NumFlag::Int64, -1, 1e9, false, false,
+       "no sampling", "-1"},
+      {"seed", "seed", NumFlag::UInt64, 0, std::numeric_limits<double>::infinity(), false, false, "", "0"}};
+  add_num_flags(o, nums);
+  auto args = parse_checked(o, argc, argv, nums);
   if (args.count("help") || !args.count("config")) {
     std::cout << o.help() << "\n";
     return args.count("help") ? 0 : 2;

@@ -2,10 +2,12 @@
 #include <cxxopts.hpp>
 
 #include <iostream>
+#include <limits>
 
 #include "core/registry.h"
 #include "data/factory.h"
 #include "tools/commands.h"
+#include "tools/flags.h"
 #include "tools/input_files.h"
 #include "tools/sample_util.h"
 #include "sample/guidance.h"
@@ -19,38 +21,44 @@ int cmd_eval(int argc, char** argv) {
   cxxopts::Options o(argv[0], "Upper bound on -log p(x) (bits/dim or bits/char, with standard error) of a checkpoint.");
   o.add_options()("checkpoint", "checkpoint file", cxxopts::value<std::string>())(
       "split", "data split to score (test | valid | train); default: the config's eval_data", cxxopts::value<std::string>())(
-      "limit", "score only the first N examples (0 = all)", cxxopts::value<int64_t>())(
       "exact", "exact bound: all T terms (discrete time) or adaptive Gauss-Legendre in t to --quadrature-tol (continuous)")(
-      "quadrature-tol", "--exact, continuous time: tolerance of the quadrature error, bits/dim", cxxopts::value<double>())(
-      "max-nodes", "--exact, continuous time: most quadrature nodes per batch", cxxopts::value<int64_t>())(
-      "quadrature-nodes", "--exact, continuous time: a fixed N-node Gauss-Legendre rule instead (no error estimate)", cxxopts::value<int64_t>())(
-      "noise-samples", "--exact, continuous time: x_t noise streams per example (each fixed across nodes)", cxxopts::value<int64_t>())(
-      "time-samples", "Monte Carlo: t per example (per pass)", cxxopts::value<int64_t>())(
       "time-sampling", "Monte Carlo t proposal: auto | uniform | logsnr (importance sampling in log-SNR)", cxxopts::value<std::string>())(
-      "target-stderr", "Monte Carlo: add passes over the data until the standard error is <= this (bits/dim)", cxxopts::value<double>())(
-      "max-passes", "most passes with --target-stderr", cxxopts::value<int64_t>())(
       "per-example", "also print each example's bound (\"per_example\", in the unit, in data order)")(
       "ema", "use the EMA weights (default: the config's eval.ema)", cxxopts::value<bool>())(
-      "batch-size", "examples per batch", cxxopts::value<int64_t>())(
-      "seed", "seed of the Monte-Carlo generator", cxxopts::value<uint64_t>())(
       "device", "cpu or cuda", cxxopts::value<std::string>()->default_value("cpu"))(
-      "threads", "intra-op threads (0 = all cores)", cxxopts::value<int>()->default_value("0"))(
       "plugin", "shared library registering extra processes", cxxopts::value<std::vector<std::string>>())(
       "ode", "exact likelihood through the probability-flow ODE (continuous processes; Hutchinson trace)")(
-      "ode-steps", "ODE integrator steps", cxxopts::value<int64_t>()->default_value("100"))(
       "ode-integrator", "rk4 | heun", cxxopts::value<std::string>()->default_value("rk4"))(
       "ode-trace", "rademacher | gaussian | exact", cxxopts::value<std::string>()->default_value("rademacher"))(
       "low-noise-checkpoint", "expert switching: this checkpoint serves t <= --switch", cxxopts::value<std::string>())(
-      "switch", "expert switching time tau", cxxopts::value<double>()->default_value("0.5"))(
       "h,help", "show this help");
-  auto args = o.parse(argc, argv);
+  const double inf = std::numeric_limits<double>::infinity();
+  const std::vector<NumFlag> nums = {
+      {"limit", "score only the first N examples", NumFlag::Int64, 0, 1e12, false, false, "all"},
+      {"quadrature-tol", "--exact, continuous time: tolerance of the quadrature error, bits/dim", NumFlag::Real, 0, inf, true},
+      {"max-nodes", "--exact, continuous time: most quadrature nodes per batch (the first graded panels take 84)",
+       NumFlag::Int64, 84, 1e9},
+      {"quadrature-nodes", "--exact, continuous time: a fixed N-node Gauss-Legendre rule instead (no error estimate)",
+       NumFlag::Int64, 1, 1e9},
+      {"noise-samples", "--exact, continuous time: x_t noise streams per example (each fixed across nodes)",
+       NumFlag::Int64, 1, 1e9},
+      {"time-samples", "Monte Carlo: t per example (per pass)", NumFlag::Int64, 1, 1e9},
+      {"target-stderr", "Monte Carlo: add passes over the data until the standard error is <= this (bits/dim)",
+       NumFlag::Real, 0, inf, false, false, "one pass"},
+      {"max-passes", "most passes with --target-stderr", NumFlag::Int64, 1, 1e9},
+      {"batch-size", "examples per batch", NumFlag::Int64, 1, 1e9},
+      {"seed", "seed of the Monte-Carlo generator", NumFlag::UInt64, 0, inf},
+      {"threads", "intra-op threads", NumFlag::Int, 0, 1 << 16, false, false, "all cores", "0"},
+      {"ode-steps", "ODE integrator steps", NumFlag::Int64, 1, 1e9, false, false, "", "100"},
+      {"switch", "expert switching time tau", NumFlag::Real, 0, 1, true, true, "", "0.5"}};
+  add_num_flags(o, nums);
+  auto args = parse_checked(o, argc, argv, nums);
   if (args.count("help")) {
     std::cout << o.help() << "\n";
     return 0;
   }
   if (!args.count("checkpoint")) {
-    std::cerr << "gsdiff eval: --checkpoint is required\n";
-    return 2;
+    throw UsageError("--checkpoint is required");
   }
   check_input_files(args, {"checkpoint", "low-noise-checkpoint", "plugin"});
   set_threads(args["threads"].as<int>());

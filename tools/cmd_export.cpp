@@ -8,6 +8,7 @@
 #include "data/factory.h"
 #include "sample/export.h"
 #include "tools/commands.h"
+#include "tools/flags.h"
 #include "tools/input_files.h"
 #include "train/trainer.h"
 
@@ -16,11 +17,22 @@ namespace gsdiff::cli {
 namespace {
 
 std::vector<int64_t> parse_shape(const std::string& s) {
+  auto fail = [&] { throw UsageError("--data-shape: expected positive integers separated by commas, e.g. 3,32,32, got '" + s + "'"); };
   std::vector<int64_t> out;
   std::stringstream ss(s);
   std::string item;
-  while (std::getline(ss, item, ',')) out.push_back(std::stoll(item));
-  if (out.empty()) throw std::invalid_argument("--data-shape: expected e.g. 3,32,32, got '" + s + "'");
+  while (std::getline(ss, item, ',')) {
+    size_t used = 0;
+    int64_t v = 0;
+    try {
+      v = std::stoll(item, &used);
+    } catch (const std::exception&) {
+      fail();
+    }
+    if (used != item.size() || v < 1) fail();
+    out.push_back(v);
+  }
+  if (out.empty()) fail();
   return out;
 }
 
@@ -35,14 +47,13 @@ int cmd_export(int argc, char** argv) {
       "data-shape", "one example's shape, e.g. 3,32,32 (default: from the config's data)", cxxopts::value<std::string>())(
       "plugin", "shared library registering extra processes", cxxopts::value<std::vector<std::string>>())(
       "h,help", "show this help");
-  auto args = o.parse(argc, argv);
+  auto args = parse_checked(o, argc, argv, {});
   if (args.count("help")) {
     std::cout << o.help() << "\n";
     return 0;
   }
   if (!args.count("checkpoint") || !args.count("out")) {
-    std::cerr << "gsdiff export: --checkpoint and --out are required\n";
-    return 2;
+    throw UsageError("--checkpoint and --out are required");
   }
   check_input_files(args, {"checkpoint", "plugin"});
   register_builtins();

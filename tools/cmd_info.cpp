@@ -7,6 +7,7 @@
 #include "models/denoiser.h"
 #include "tools/cli_args.h"
 #include "tools/commands.h"
+#include "tools/flags.h"
 #include "tools/input_files.h"
 #include "train/trainer.h"
 
@@ -19,7 +20,7 @@ int cmd_info(int argc, char** argv) {
       "plugin", "shared library registering extra processes", cxxopts::value<std::vector<std::string>>())(
       "h,help", "show this help");
   const auto sets = take_set_args(argc, argv);  // before cxxopts, which splits values at commas
-  auto args = o.parse(argc, argv);
+  auto args = parse_checked(o, argc, argv, {});
   if (args.count("help")) {
     std::cout << o.help() << "\n";
     return 0;

@@ -2,9 +2,11 @@
 #include <cxxopts.hpp>
 
 #include <iostream>
+#include <limits>
 
 #include "core/registry.h"
 #include "tools/commands.h"
+#include "tools/flags.h"
 #include "tools/input_files.h"
 #include "tools/sample_util.h"
 #include "sample/guidance.h"
@@ -21,24 +23,28 @@ int cmd_sample(int argc, char** argv) {
       cxxopts::value<std::string>()->default_value("ancestral"))(
       "model", "sample from a TorchScript export (gsdiff export) instead of a checkpoint", cxxopts::value<std::string>())(
       "low-noise-checkpoint", "expert switching: this checkpoint serves t <= --switch", cxxopts::value<std::string>())(
-      "switch", "expert switching time tau", cxxopts::value<double>()->default_value("0.5"))(
-      "eta", "ddim: noise scale (0 = deterministic)", cxxopts::value<double>()->default_value("0"))(
-      "snr", "pc: Langevin signal-to-noise ratio", cxxopts::value<double>()->default_value("0.16"))(
-      "corrector-steps", "pc: Langevin steps per step", cxxopts::value<int64_t>()->default_value("1"))(
-      "steps", "reverse steps (0 = the process's T, or 100 in continuous time)", cxxopts::value<int64_t>())(
-      "num", "number of samples", cxxopts::value<int64_t>())(
-      "seed", "sampler seed", cxxopts::value<uint64_t>())(
       "no-ema", "use the raw weights instead of the EMA")(
-      "class", "class-conditional models: the class of every sample, or -1 to cycle 0..C-1 over the samples",
-      cxxopts::value<int64_t>())(
-      "guidance", "classifier-free guidance weight w: (1 + w) cond - w uncond (Ho & Salimans 2022); needs --class",
-      cxxopts::value<double>()->default_value("0"))(
       "out", "output file (.png for images, .txt for text)", cxxopts::value<std::string>())(
       "device", "cpu or cuda", cxxopts::value<std::string>()->default_value("cpu"))(
-      "threads", "intra-op threads (0 = all cores)", cxxopts::value<int>()->default_value("0"))(
       "plugin", "shared library registering extra processes", cxxopts::value<std::vector<std::string>>())(
       "h,help", "show this help");
-  auto args = o.parse(argc, argv);
+  const double inf = std::numeric_limits<double>::infinity();
+  const std::vector<NumFlag> nums = {
+      {"steps", "reverse steps (default: the checkpoint's sample.steps, where 0 = the process's T, or 100 in "
+       "continuous time)", NumFlag::Int64, 1, 1e8},
+      {"num", "number of samples (default: the checkpoint's sample.num)", NumFlag::Int64, 1, 1e8},
+      {"seed", "sampler seed (default: the checkpoint's sample.seed)", NumFlag::UInt64, 0, inf},
+      {"switch", "expert switching time tau", NumFlag::Real, 0, 1, true, true, "", "0.5"},
+      {"eta", "ddim: noise scale", NumFlag::Real, 0, 1e6, false, false, "deterministic", "0"},
+      {"snr", "pc: Langevin signal-to-noise ratio", NumFlag::Real, 0, 1e6, true, false, "", "0.16"},
+      {"corrector-steps", "pc: Langevin steps per step", NumFlag::Int64, 0, 1e6, false, false, "no corrector", "1"},
+      {"class", "class-conditional models: the class of every sample, or -1 to cycle 0..C-1 over the samples",
+       NumFlag::Int64, -1, 1e9},
+      {"guidance", "classifier-free guidance weight w: (1 + w) cond - w uncond (Ho & Salimans 2022); needs --class",
+       NumFlag::Real, -1e6, 1e6, false, false, "no guidance", "0"},
+      {"threads", "intra-op threads", NumFlag::Int, 0, 1 << 16, false, false, "all cores", "0"}};
+  add_num_flags(o, nums);
+  auto args = parse_checked(o, argc, argv, nums);
   if (args.count("help")) {
     std::cout << o.help() << "\n";
     return 0;
@@ -58,8 +64,7 @@ int cmd_sample(int argc, char** argv) {
     return 0;
   }
   if (!args.count("checkpoint") || !args.count("out")) {
-    std::cerr << "gsdiff sample: --checkpoint and --out are required\n";
-    return 2;
+    throw UsageError("--checkpoint and --out are required (or --model and --out)");
   }
   make_sampler(args["sampler"].as<std::string>());  // unknown names fail here, listing the known ones
   set_threads(args["threads"].as<int>());

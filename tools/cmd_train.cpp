@@ -1,7 +1,6 @@
 // `gsdiff train`: trains a model from a JSON config, with checkpoints, metrics and sample grids.
 #include <cxxopts.hpp>
 
-#include <csignal>
 #include <fstream>
 #include <iostream>
 #include <iterator>
@@ -10,8 +9,10 @@
 #include "sample/writers.h"
 #include "tools/cli_args.h"
 #include "tools/commands.h"
+#include "tools/flags.h"
 #include "tools/input_files.h"
 #include "tools/sample_util.h"
+#include "tools/stop_signals.h"
 #include "train/distributed.h"
 #include "train/tensorboard.h"
 #include "train/trainer.h"
@@ -19,7 +20,6 @@
 namespace gsdiff::cli {
 
 namespace {
-void on_sigint(int) { Trainer::stop_requested().store(true); }
 
 // The sample file written at `step` into TensorBoard: a PNG grid as an image, text as text (one paragraph per
 // sample), CSV rows as a code block.
@@ -40,21 +40,27 @@ void samples_to_tensorboard(tb::EventWriter& tb, const std::string& path, int64_
 }  // namespace
 
 int cmd_train(int argc, char** argv) {
-  cxxopts::Options o(argv[0], "Train a diffusion model from a JSON config.");
+  cxxopts::Options o(argv[0], "Train a diffusion model from a JSON config.\n\n"
+                              "SIGTERM, SIGINT and SIGUSR1 (what SLURM, Kubernetes and torchrun send on preemption or at a "
+                              "time limit) finish the current step, write a checkpoint and exit with status 75 "
+                              "(interrupted, resumable: continue with --resume auto); data parallel, every rank stops at "
+                              "the same step. Other exit statuses: 0 done, 1 error, 2 bad command line.");
   o.add_options()("config", "config file (JSON)", cxxopts::value<std::string>())(
       "set", "override a config value: key.path=value (repeatable)", cxxopts::value<std::vector<std::string>>())(
       "out", "output directory (checkpoints, metrics.jsonl, samples)", cxxopts::value<std::string>()->default_value("out"))(
       "resume", "auto (newest valid checkpoint in --out) or a checkpoint path", cxxopts::value<std::string>()->default_value(""))(
       "device", "cpu or cuda", cxxopts::value<std::string>()->default_value("cpu"))(
-      "threads", "intra-op threads (0 = all cores)", cxxopts::value<int>()->default_value("0"))(
       "backend", "data parallel backend when WORLD_SIZE > 1: auto (gloo on CPU, nccl on CUDA) | gloo | nccl",
       cxxopts::value<std::string>()->default_value("auto"))(
-      "dist-timeout", "seconds a rank waits for the others (rendezvous, each all-reduce)",
-      cxxopts::value<double>()->default_value("1800"))(
       "plugin", "shared library registering extra processes (repeatable)", cxxopts::value<std::vector<std::string>>())(
       "quiet", "no progress lines")("h,help", "show this help");
+  const std::vector<NumFlag> nums = {
+      {"threads", "intra-op threads", NumFlag::Int, 0, 1 << 16, false, false, "all cores", "0"},
+      {"dist-timeout", "seconds a rank waits for the others (rendezvous, each all-reduce) before it stops with an "
+       "error naming the silent rank", NumFlag::Real, 0, 1e7, true, false, "", "1800"}};
+  add_num_flags(o, nums);
   const auto sets = take_set_args(argc, argv);  // before cxxopts, which splits values at commas
-  auto args = o.parse(argc, argv);
+  auto args = parse_checked(o, argc, argv, nums);
   if (args.count("help")) {
     std::cout << o.help() << "\n";
     return 0;
@@ -85,7 +91,7 @@ int cmd_train(int argc, char** argv) {
   env.dist = dist::init_from_env(dopt);
   if (env.dist && env.dist->rank() == 0 && env.verbose)
     std::cerr << "data parallel: " << env.dist->world() << " ranks (" << env.dist->backend() << ")\n";
-  std::signal(SIGINT, on_sigint);
+  install_stop_handlers();  // before the trainer: a signal while it loads still stops after one step
   Trainer trainer(cfg, env);
   trainer.on_sample = [&](Trainer& t) {
     if (t.config().sample.num() <= 0) return;
@@ -104,8 +110,16 @@ int cmd_train(int argc, char** argv) {
     if (env.verbose) std::cerr << "samples " << path << "\n";
   };
   trainer.run();
-  std::signal(SIGINT, SIG_DFL);
-  return Trainer::stop_requested().load() ? 130 : 0;
+  restore_default_handlers();
+  if (!trainer.interrupted()) return 0;
+  if (env.verbose && trainer.is_main()) {
+    const int sig = first_stop_signal();
+    std::cerr << "gsdiff train: stopped at step " << trainer.step_count() << " ("
+              << (sig ? signal_name(sig) : "a stop request from another rank") << "), checkpoint written";
+    if (later_stop_signals() > 0) std::cerr << "; " << later_stop_signals() << " later signal(s) ignored while stopping";
+    std::cerr << "; continue with --resume auto (exit status " << kExitInterrupted << ")\n";
+  }
+  return kExitInterrupted;
 }
 
 }  // namespace gsdiff::cli

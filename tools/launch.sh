@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Starts N local processes of a command with the torchrun-style variables set (RANK, LOCAL_RANK,
 # WORLD_SIZE, MASTER_ADDR, MASTER_PORT), for users without torchrun/SLURM. If any process fails, the
-# others are stopped and the first failure's exit status is returned.
+# others are stopped and the first failure's exit status is returned. SIGTERM, SIGINT and SIGUSR1 are passed
+# on to every process and waited for (gsdiff train checkpoints and exits with 75, "interrupted, resumable").
 #
 #   tools/launch.sh -n 2 -- gsdiff train --config configs/quickstart.json --out runs/q
 #   # two machines, 2 processes each (run on both; node 0's address is the master):
@@ -32,17 +33,22 @@ fi
 world=$((nproc_per_node * nnodes))
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
-trap 'cleanup; exit 130' INT TERM
+trapped=0
+forward() { trapped=1; for p in "${pids[@]}"; do kill -"$1" "$p" 2>/dev/null || true; done; }
+for sig in TERM INT USR1; do trap "forward $sig" "$sig"; done
 for ((i = 0; i < nproc_per_node; i++)); do
   RANK=$((node_rank * nproc_per_node + i)) LOCAL_RANK=$i WORLD_SIZE=$world \
   MASTER_ADDR=$master_addr MASTER_PORT=$master_port "$@" &
   pids+=($!)
 done
-status=0
-for ((n = 0; n < nproc_per_node; n++)); do
-  rc=0
+status=0 left=$nproc_per_node
+while ((left > 0)); do
+  rc=0 trapped=0
   wait -n || rc=$?
-  if [[ $rc -ne 0 && $status -eq 0 ]]; then
+  if ((trapped)); then continue; fi  # a forwarded signal interrupted the wait, not an exit
+  left=$((left - 1))
+  if [[ $rc -eq 75 && $status -eq 0 ]]; then status=75  # interrupted, resumable: the others stop too
+  elif [[ $rc -ne 0 && $rc -ne 75 && ( $status -eq 0 || $status -eq 75 ) ]]; then
     status=$rc
     echo "launch.sh: a rank exited with status $rc; stopping the others" >&2
     cleanup

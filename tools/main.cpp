@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "tools/commands.h"
+#include "tools/flags.h"
 
 namespace gsdiff::cli {
 
@@ -47,8 +48,15 @@ int main(int argc, char** argv) {
     if (std::strcmp(argv[1], c.name) != 0) continue;
     std::string prog = std::string("gsdiff ") + c.name;
     argv[1] = prog.data();
+    // Errors a user can trigger end here as one line, never a C++ backtrace: a bad flag exits with 2, the rest 1.
     try {
       return c.run(argc - 1, argv + 1);
+    } catch (const gsdiff::cli::UsageError& e) {
+      std::cerr << "gsdiff " << c.name << ": error: " << e.what() << " (see gsdiff " << c.name << " --help)\n";
+      return 2;
+    } catch (const c10::Error& e) {  // what() would append LibTorch's C++ backtrace
+      std::cerr << "gsdiff " << c.name << ": error: " << e.what_without_backtrace() << "\n";
+      return 1;
     } catch (const std::exception& e) {
       std::cerr << "gsdiff " << c.name << ": error: " << e.what() << "\n";
       return 1;

@@ -10,6 +10,7 @@
 #include "sample/export.h"
 #include "sample/guidance.h"
 #include "sample/writers.h"
+#include "tools/sample_util.h"
 
 namespace gsdiff::cli {
 
@@ -21,12 +22,7 @@ void write_samples(const std::string& path, const torch::Tensor& x_in, int64_t c
   } else if (!x.is_floating_point() && categories == 27) {
     write_text(path, tokens_to_text8(x.reshape({x.size(0), -1})));
   } else {
-    std::ofstream out(path);
-    auto flat = x.reshape({x.size(0), -1}).to(torch::kFloat64);  // [N, D]
-    for (int64_t i = 0; i < flat.size(0); ++i) {
-      for (int64_t j = 0; j < flat.size(1); ++j) out << (j ? "," : "") << flat[i][j].item<double>();
-      out << "\n";
-    }
+    write_text(path, csv_rows(x));
   }
 }
 

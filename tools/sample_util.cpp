@@ -5,6 +5,7 @@
 
 #include <fstream>
 #include <iostream>
+#include <sstream>
 
 #include "core/decoder.h"
 #include "core/distributions.h"
@@ -29,6 +30,17 @@ torch::Device parse_device(const std::string& s) {
     return torch::Device(s);
   }
   throw std::invalid_argument("--device must be cpu or cuda[:N], got '" + s + "'");
+}
+
+std::string csv_rows(const torch::Tensor& x) {
+  std::ostringstream out;
+  auto flat = x.reshape({x.size(0), -1}).to(torch::kCPU, torch::kFloat64).contiguous();  // [N, D]
+  const double* v = flat.data_ptr<double>();
+  for (int64_t i = 0; i < flat.size(0); ++i) {
+    for (int64_t j = 0; j < flat.size(1); ++j) out << (j ? "," : "") << v[i * flat.size(1) + j];
+    out << "\n";
+  }
+  return out.str();
 }
 
 void sample_to_file(const Config& cfg, const Process& process, DenoiserNet& model, const SampleRequest& req,
@@ -56,12 +68,7 @@ void sample_to_file(const Config& cfg, const Process& process, DenoiserNet& mode
       write_text(path, tokens_to_text8(x));
       break;
     case data::DataKind::Continuous: {
-      std::ofstream out(path);
-      auto flat = x.reshape({x.size(0), -1}).to(torch::kFloat64);  // [N, D]
-      for (int64_t i = 0; i < flat.size(0); ++i) {
-        for (int64_t j = 0; j < flat.size(1); ++j) out << (j ? "," : "") << flat[i][j].item<double>();
-        out << "\n";
-      }
+      write_text(path, csv_rows(x));
       break;
     }
   }

@@ -22,6 +22,9 @@ struct SampleRequest {
 void sample_to_file(const Config& cfg, const Process& process, DenoiserNet& model, const SampleRequest& req,
                     const std::string& path);
 
+// Real vectors [N, ...] as CSV text: one row per sample, 6 significant digits.
+std::string csv_rows(const torch::Tensor& x);
+
 // Parses --device.
 torch::Device parse_device(const std::string& s);
 

@@ -1,6 +1,8 @@
 // Checked, atomic checkpoint files (envelope + fsync + rename) and checkpoint directory helpers.
 #include "train/checkpoint.h"
 
+#include "core/file_io.h"
+
 #include <fcntl.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -56,30 +58,8 @@ void write_checkpoint_file(const std::string& path, const std::string& payload) 
   put<uint32_t>(head, kCheckpointVersion);
   put<uint64_t>(head, payload.size());
   put<uint32_t>(head, crc_of(payload, 0, payload.size()));
-  fs::path p(path);
-  fs::path dir = p.parent_path().empty() ? fs::path(".") : p.parent_path();
-  std::string tmp = (dir / ("." + p.filename().string() + ".tmp")).string();
-  FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (!f) fail(path, std::string("cannot create temporary file: ") + std::strerror(errno));
-  bool ok = std::fwrite(head.data(), 1, head.size(), f) == head.size() &&
-            std::fwrite(payload.data(), 1, payload.size(), f) == payload.size() && std::fflush(f) == 0 &&
-            ::fsync(fileno(f)) == 0;
-  int err = errno;
-  std::fclose(f);
-  if (!ok) {
-    std::remove(tmp.c_str());
-    fail(path, std::string("write failed: ") + std::strerror(err));
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    err = errno;
-    std::remove(tmp.c_str());
-    fail(path, std::string("rename failed: ") + std::strerror(err));
-  }
-  int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
-  if (dfd >= 0) {
-    ::fsync(dfd);
-    ::close(dfd);
-  }
+  // tmp file beside it, write, fsync, close, rename, fsync dir; errors name the file and errno (ENOSPC, ...)
+  write_file_atomic(path, {head, payload}, "checkpoint");
 }
 
 std::string read_checkpoint_file(const std::string& path) {
@@ -165,6 +145,19 @@ int64_t checkpoint_step(const std::string& path) {
   const auto digits = n.substr(5, n.size() - 12);
   if (digits.empty() || digits.find_first_not_of("0123456789") != std::string::npos) return -1;
   return std::stoll(digits);
+}
+
+std::vector<std::string> remove_stale_temporaries(const std::string& dir) {
+  std::vector<std::string> removed;
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) return removed;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    const auto n = e.path().filename().string();
+    if (n.rfind(".ckpt-", 0) == 0 && n.size() > 11 && n.compare(n.size() - 11, 11, ".gsdiff.tmp") == 0 &&
+        fs::remove(e.path(), ec))
+      removed.push_back(e.path().string());
+  }
+  return removed;
 }
 
 std::string newest_valid_checkpoint(const std::string& dir) {

@@ -32,6 +32,8 @@ std::vector<std::string> list_checkpoints(const std::string& dir);
 std::vector<std::string> prune_checkpoints(const std::string& dir, int64_t keep, const std::string& written = {});
 // The step in a checkpoint's file name (ckpt-<step>.gsdiff), -1 for another name.
 int64_t checkpoint_step(const std::string& path);
+// Removes the temporary files (.ckpt-*.gsdiff.tmp) that a write killed before its rename left in dir; returns them.
+std::vector<std::string> remove_stale_temporaries(const std::string& dir);
 // The newest checkpoint in dir whose envelope verifies (warns on stderr about each corrupt one);
 // empty when there is none.
 std::string newest_valid_checkpoint(const std::string& dir);

@@ -2,8 +2,10 @@
 #include "train/config.h"
 
 #include <algorithm>
+#include <cmath>
 #include <fstream>
 #include <sstream>
+#include <utility>
 
 namespace gsdiff {
 
@@ -27,6 +29,26 @@ void read_section(const json& j, const std::string& section, F body) {
     else msg = "config: section '" + section + "': " + msg;
     throw ConfigError(msg);
   }
+}
+
+// Every numeric train field's range, named by its dotted key.
+void check_train_ranges(const TrainOptions& t, JsonReader& r) {
+  if (t.steps() < 0) r.fail("steps", "must be >= 0");
+  if (t.accumulate() < 1) r.fail("accumulate", "must be >= 1");
+  if (!(t.lr() > 0) || !std::isfinite(t.lr())) r.fail("lr", "must be a finite number > 0");
+  if (!(t.weight_decay() >= 0)) r.fail("weight_decay", "must be >= 0");
+  if (!(t.beta1() >= 0 && t.beta1() < 1)) r.fail("beta1", "must be in [0, 1)");
+  if (!(t.beta2() >= 0 && t.beta2() < 1)) r.fail("beta2", "must be in [0, 1)");
+  if (!(t.adam_eps() > 0)) r.fail("adam_eps", "must be > 0");
+  if (t.warmup_steps() < 0) r.fail("warmup_steps", "must be >= 0 (0 = no warmup)");
+  if (!(t.ema_decay() >= 0 && t.ema_decay() < 1)) r.fail("ema_decay", "must be in [0, 1) (0 = no EMA)");
+  if (!(t.label_dropout() >= 0 && t.label_dropout() <= 1)) r.fail("label_dropout", "must be in [0, 1]");
+  const std::pair<const char*, int64_t> every[] = {{"log_every", t.log_every()}, {"checkpoint_every", t.checkpoint_every()},
+                                                  {"sample_every", t.sample_every()}, {"eval_every", t.eval_every()}};
+  for (const auto& [key, v] : every)
+    if (v < 0) r.fail(key, "must be >= 0 (0 = never)");
+  if (t.keep_checkpoints() < 1) r.fail("keep_checkpoints", "must be >= 1");
+  if (t.max_consecutive_skips() < 1) r.fail("max_consecutive_skips", "must be >= 1");
 }
 
 }  // namespace
@@ -64,6 +86,7 @@ Config parse_config(const json& j) {
   auto& t = c.train;
   read_section(j, "train", [&](JsonReader& r) {
     t.steps(r.get("steps", t.steps()));
+    t.optimizer(r.choice("optimizer", t.optimizer(), {"adamw", "sgd"}));
     t.lr(r.get("lr", t.lr()));
     t.weight_decay(r.get("weight_decay", t.weight_decay()));
     t.beta1(r.get("beta1", t.beta1()));
@@ -85,11 +108,7 @@ Config parse_config(const json& j) {
     t.max_consecutive_skips(r.get("max_consecutive_skips", t.max_consecutive_skips()));
     t.tensorboard(r.get("tensorboard", t.tensorboard()));
     t.precision(r.choice("precision", t.precision(), {"fp32", "bf16"}));
-    if (t.steps() < 0) r.fail("steps", "must be >= 0");
-    if (t.accumulate() < 1) r.fail("accumulate", "must be >= 1");
-    if (t.lr() <= 0) r.fail("lr", "must be > 0");
-    if (t.ema_decay() < 0 || t.ema_decay() >= 1) r.fail("ema_decay", "must be in [0, 1)");
-    if (t.keep_checkpoints() < 1) r.fail("keep_checkpoints", "must be >= 1");
+    check_train_ranges(t, r);
   });
   auto& s = c.sample;
   read_section(j, "sample", [&](JsonReader& r) {
@@ -97,10 +116,13 @@ Config parse_config(const json& j) {
     s.num(r.get("num", s.num()));
     s.seed(r.get("seed", s.seed()));
     s.ema(r.get("ema", s.ema()));
+    if (s.steps() < 0) r.fail("steps", "must be >= 0 (0 = the process's T, or 100 in continuous time)");
+    if (s.num() < 0) r.fail("num", "must be >= 0 (0 = no samples during training)");
   });
   auto& e = c.eval;
   read_section(j, "eval", [&](JsonReader& r) {
     e.limit(r.get("limit", e.limit()));
+    if (e.limit() < 0) r.fail("limit", "must be >= 0 (0 = all examples)");
     e.batch_size(r.get("batch_size", e.batch_size()));
     e.exact(r.get("exact", e.exact()));
     e.time_samples(r.get("time_samples", e.time_samples()));
@@ -122,7 +144,13 @@ Config parse_config(const json& j) {
     if (e.target_stderr() < 0) r.fail("target_stderr", "must be >= 0");
     if (e.max_passes() < 1) r.fail("max_passes", "must be >= 1");
   });
-  read_section(j, "debug", [&](JsonReader& r) { c.debug.nan_at_step(r.get("nan_at_step", c.debug.nan_at_step())); });
+  auto& d = c.debug;
+  read_section(j, "debug", [&](JsonReader& r) {
+    d.nan_at_step(r.get("nan_at_step", d.nan_at_step()));
+    d.fault(r.choice("fault", d.fault(), {"none", "kill", "stop"}));
+    d.fault_step(r.get("fault_step", d.fault_step()));
+    d.fault_rank(r.get("fault_rank", d.fault_rank()));
+  });
   c.resolved = to_json(c);
   if (j.contains("comment")) c.resolved["comment"] = j.at("comment");
   return c;
@@ -141,7 +169,7 @@ json to_json(const Config& c) {
       {"objective", {{"name", o.name()}, {"low_discrepancy", o.low_discrepancy()}, {"weighting", o.weighting()},
                      {"min_snr_gamma", o.min_snr_gamma()}, {"hybrid_lambda", o.hybrid_lambda()},
                      {"reconstruction_prob", o.reconstruction_prob()}}},
-      {"train", {{"steps", t.steps()}, {"lr", t.lr()}, {"weight_decay", t.weight_decay()}, {"beta1", t.beta1()},
+      {"train", {{"steps", t.steps()}, {"optimizer", t.optimizer()}, {"lr", t.lr()}, {"weight_decay", t.weight_decay()}, {"beta1", t.beta1()},
                  {"beta2", t.beta2()}, {"adam_eps", t.adam_eps()}, {"warmup_steps", t.warmup_steps()},
                  {"lr_schedule", t.lr_schedule()}, {"grad_clip", t.grad_clip()}, {"ema_decay", t.ema_decay()},
                  {"ema_warmup", t.ema_warmup()}, {"accumulate", t.accumulate()}, {"seed", t.seed()},
@@ -154,7 +182,8 @@ json to_json(const Config& c) {
                 {"time_samples", e.time_samples()}, {"quadrature_tol", e.quadrature_tol()}, {"max_nodes", e.max_nodes()}, {"noise_samples", e.noise_samples()},
                 {"quadrature_nodes", e.quadrature_nodes()}, {"time_sampling", e.time_sampling()},
                 {"target_stderr", e.target_stderr()}, {"max_passes", e.max_passes()}, {"seed", e.seed()}, {"ema", e.ema()}}},
-      {"debug", {{"nan_at_step", c.debug.nan_at_step()}}},
+      {"debug", {{"nan_at_step", c.debug.nan_at_step()}, {"fault", c.debug.fault()}, {"fault_step", c.debug.fault_step()},
+                 {"fault_rank", c.debug.fault_rank()}}},
   };
 }
 

@@ -24,6 +24,7 @@ struct ObjectiveOptions {
 
 struct TrainOptions {
   TORCH_ARG(int64_t, steps) = 1000;             // optimizer iterations
+  TORCH_ARG(std::string, optimizer) = "adamw";  // adamw (FusedAdamW) | sgd (plain: no momentum; beta*, adam_eps unused)
   TORCH_ARG(double, lr) = 2e-4;
   TORCH_ARG(double, weight_decay) = 0.0;
   TORCH_ARG(double, beta1) = 0.9;
@@ -37,7 +38,7 @@ struct TrainOptions {
   TORCH_ARG(int64_t, accumulate) = 1;           // micro-batches per optimizer step
   TORCH_ARG(uint64_t, seed) = 0;                // trainer generator + torch global generator
   TORCH_ARG(double, label_dropout) = 0.1;       // class-conditional: p(label -> null class)
-  TORCH_ARG(int64_t, log_every) = 50;
+  TORCH_ARG(int64_t, log_every) = 50;           // a metrics line every N steps and at the run's last step; 0 = none
   TORCH_ARG(int64_t, checkpoint_every) = 1000;
   TORCH_ARG(int64_t, keep_checkpoints) = 3;
   TORCH_ARG(int64_t, sample_every) = 0;         // sample grid every N steps (and at the end); 0 = only at the end
@@ -74,6 +75,11 @@ struct EvalOptions {
 
 struct DebugOptions {
   TORCH_ARG(int64_t, nan_at_step) = -1;   // inject a NaN into the loss at this step (tests)
+  // Fault injection (tests): at step fault_step, on rank fault_rank, in the middle of the last micro-batch's
+  // backward pass, the process sends itself SIGKILL ("kill": a dying rank) or SIGSTOP ("stop": a hanging one).
+  TORCH_ARG(std::string, fault) = "none";  // none | kill | stop
+  TORCH_ARG(int64_t, fault_step) = -1;
+  TORCH_ARG(int64_t, fault_rank) = 0;
 };
 
 struct Config {

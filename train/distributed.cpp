@@ -9,11 +9,14 @@
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
 
+#include <atomic>
 #include <cerrno>
+#include <condition_variable>
 #include <cstdlib>
 #include <mutex>
 #include <sstream>
 #include <stdexcept>
+#include <thread>
 
 namespace gsdiff::dist {
 
@@ -68,18 +71,99 @@ static std::string brief(const std::exception& e) {
   return e.what();
 }
 
+// A client of the rendezvous store with its own connection (the heartbeat thread and the failure diagnosis
+// never share the group's).
+static c10::intrusive_ptr<c10d::Store> heartbeat_store(const DistEnv& env, std::chrono::milliseconds timeout) {
+  c10d::TCPStoreOptions so;
+  so.port = static_cast<std::uint16_t>(env.master_port);
+  so.isServer = false;
+  so.waitWorkers = false;
+  so.timeout = timeout;
+  return c10::make_intrusive<c10d::PrefixStore>("gsdiff/heartbeat", c10::make_intrusive<c10d::TCPStore>(env.master_addr, so));
+}
+
 struct ProcessGroup::Impl {
+  static constexpr std::chrono::milliseconds kBeat{1000};  // heartbeat period
   DistEnv env;
   std::string backend;
   std::chrono::milliseconds timeout{};
   c10::intrusive_ptr<c10d::Store> store;
   c10::intrusive_ptr<BackendT> pg;
+  std::atomic<int64_t> progress{0};
+  std::thread heartbeat;
+  std::mutex hb_mu;
+  std::condition_variable hb_cv;
+  bool hb_stop = false;
+
+  ~Impl() {
+    {
+      std::lock_guard<std::mutex> lk(hb_mu);
+      hb_stop = true;
+    }
+    hb_cv.notify_all();
+    if (heartbeat.joinable()) heartbeat.join();
+  }
+
+  // "<counter> <step>" under key "<rank>", every kBeat, until destruction or the store goes away.
+  void start_heartbeat() {
+    auto hb = heartbeat_store(env, timeout);
+    const std::string key = std::to_string(env.rank);
+    hb->set(key, "0 0");
+    heartbeat = std::thread([this, hb, key] {
+      std::unique_lock<std::mutex> lk(hb_mu);
+      for (int64_t n = 1; !hb_cv.wait_for(lk, kBeat, [this] { return hb_stop; }); ++n) {
+        try {
+          hb->set(key, std::to_string(n) + " " + std::to_string(progress.load()));
+        } catch (const std::exception&) {
+          return;  // the store's host is gone: the next collective reports it
+        }
+      }
+    });
+  }
+
+  // Which peer is at fault: reads every peer's heartbeat twice, 1.5 periods apart.
+  std::string describe_peers() const {
+    std::ostringstream os;
+    try {
+      auto hb = heartbeat_store(env, std::chrono::milliseconds(3000));
+      auto read = [&] {
+        std::vector<std::string> v(size_t(env.world));
+        for (int r = 0; r < env.world; ++r) {
+          if (r == env.rank || !hb->check({std::to_string(r)})) continue;
+          auto bytes = hb->get(std::to_string(r));
+          v[size_t(r)].assign(bytes.begin(), bytes.end());
+        }
+        return v;
+      };
+      const auto before = read();
+      std::this_thread::sleep_for(kBeat * 3 / 2);
+      const auto after = read();
+      const int64_t mine = progress.load();
+      for (int r = 0; r < env.world; ++r) {
+        if (r == env.rank) continue;
+        const auto& b = after[size_t(r)];
+        const std::string step = b.empty() ? "?" : b.substr(b.find(' ') + 1);
+        if (b.empty())
+          os << "rank " << r << " never sent a heartbeat; ";
+        else if (b == before[size_t(r)])
+          os << "rank " << r << " stopped responding (no heartbeat for " << 1.5 * kBeat.count() / 1000.0
+             << " s; it was in step " << step << ": it died or hangs); ";
+        else if (std::stoll(step) < mine)
+          os << "rank " << r << " is alive but behind (in step " << step << ", this rank in step " << mine << "); ";
+      }
+      if (os.str().empty()) os << "every peer still sends heartbeats (a network fault?); ";
+    } catch (const std::exception&) {
+      os.str("");
+      os << "rank 0, host of the rendezvous store at " << env.master_addr << ":" << env.master_port
+         << ", is unreachable (it died or hangs); ";
+    }
+    return os.str();
+  }
 
   [[noreturn]] void fail(const char* what, const std::exception& e) const {
     std::ostringstream os;
     os << "distributed: " << what << " failed on rank " << env.rank << " of " << env.world << " (" << backend
-       << ", timeout " << timeout.count() / 1000.0 << " s): a peer process exited, disconnected or is stuck: "
-       << brief(e);
+       << ", timeout " << timeout.count() / 1000.0 << " s): " << describe_peers() << brief(e);
     throw std::runtime_error(os.str());
   }
   void wait(const c10::intrusive_ptr<c10d::Work>& w, const char* what) const {
@@ -146,6 +230,7 @@ std::shared_ptr<ProcessGroup> ProcessGroup::create(const DistEnv& env, const Dis
        << env.world << " (all ranks started? same MASTER_PORT?): " << brief(e);
     throw std::runtime_error(os.str());
   }
+  impl->start_heartbeat();
   return std::shared_ptr<ProcessGroup>(new ProcessGroup(std::move(impl)));
 }
 
@@ -153,6 +238,7 @@ int ProcessGroup::rank() const { return impl_->env.rank; }
 int ProcessGroup::world() const { return impl_->env.world; }
 const std::string& ProcessGroup::backend() const { return impl_->backend; }
 std::chrono::milliseconds ProcessGroup::timeout() const { return impl_->timeout; }
+void ProcessGroup::set_progress(int64_t step) { impl_->progress.store(step); }
 
 void ProcessGroup::allreduce_sum(std::vector<torch::Tensor>& tensors) {
   c10::intrusive_ptr<c10d::Work> w;

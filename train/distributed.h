@@ -47,7 +47,10 @@ struct DistOptions {
 };
 
 // A c10d process group. All collectives are blocking and throw std::runtime_error naming the rank
-// and world when a peer fails, disconnects or the timeout passes (instead of hanging).
+// and world when a peer fails, disconnects or the timeout passes (instead of hanging), and naming the peer at
+// fault: every rank's heartbeat thread writes a counter and its step into the rendezvous store once a second, so
+// the error can say which rank went silent (dead or stopped), which is alive but behind, or that rank 0, the
+// store's host, is unreachable. Naming takes about 1.5 s more after the collective fails.
 class ProcessGroup {
  public:
   // Rendezvous (rank 0 hosts the TCPStore at MASTER_ADDR:MASTER_PORT) and builds the backend.
@@ -62,6 +65,8 @@ class ProcessGroup {
   void allreduce_sum(std::vector<torch::Tensor>& tensors);  // in place
   void broadcast(std::vector<torch::Tensor>& tensors, int root = 0);
   void barrier();
+  // The trainer's current step, reported by the heartbeat (an atomic store: no I/O on the caller's thread).
+  void set_progress(int64_t step);
 
   // An in-flight collective; wait() throws like the blocking calls.
   class Pending {
@@ -92,7 +97,10 @@ class GradSync {
   // contiguous range of a flat gradient buffer, a post-hook on each parameter's gradient accumulator marks it
   // ready once backward has accumulated into it, the all-reduce runs on the gradients themselves and finish()
   // scales them by 1 / world. No bucket copies, no copy back, no second gradient-sized buffer. The gradients
-  // must stay views of the buffers (finish() checks; FlatParams::rebind() restores them).
+  // must stay views of the buffers (finish() checks; FlatParams::rebind() restores them). With the flat buffers'
+  // header slots (FlatParams grad_header), the header travels in the last bucket's all-reduce: write it before
+  // the last micro-batch's backward; after finish() it holds the mean over ranks (the trainer's step statistics
+  // and stop request: no extra collective).
   GradSync(std::shared_ptr<ProcessGroup> pg, FlatParams& flat, int64_t bucket_bytes = kDefaultBucketBytes,
            bool overlap = true);
   ~GradSync();

@@ -6,7 +6,7 @@
 
 namespace gsdiff {
 
-FlatParams::FlatParams(const std::vector<torch::Tensor>& params) {
+FlatParams::FlatParams(const std::vector<torch::Tensor>& params, int64_t grad_header) {
   for (const auto& p : params)
     if (p.requires_grad()) params_.push_back(p);
   for (int64_t i = 0; i < static_cast<int64_t>(params_.size()); ++i) {
@@ -25,7 +25,14 @@ FlatParams::FlatParams(const std::vector<torch::Tensor>& params) {
     const int64_t n = g.offset.back() + last.numel();
     auto opts = torch::TensorOptions().dtype(last.scalar_type()).device(last.device());
     g.data = torch::empty({n}, opts);  // [N]
-    g.grad = torch::zeros({n}, opts);  // [N]
+    const int64_t h = &g == &groups_.back() ? grad_header : 0;
+    if (h > 0) {
+      g.grad_storage = torch::zeros({h + n}, opts);  // [H + N]
+      g.header = g.grad_storage.narrow(0, 0, h);      // [H]
+      g.grad = g.grad_storage.narrow(0, h, n);        // [N]
+    } else {
+      g.grad = torch::zeros({n}, opts);  // [N]
+    }
     bind(g, /*copy_values=*/true);
   }
 }

@@ -23,10 +23,15 @@ class FlatParams {
     torch::Tensor grad;           // [N] their gradients, same layout
     std::vector<int64_t> index;   // positions in params() of the members, in layout order
     std::vector<int64_t> offset;  // start of each member in data / grad
+    // The last group only, with grad_header > 0: [H + N] memory whose tail is `grad` and whose head is `header`
+    // (H spare slots right before the gradients, so that one collective can carry both: train/distributed.h).
+    torch::Tensor grad_storage, header;
   };
 
   // params: e.g. module.parameters(); those without requires_grad are left alone. Values are copied in.
-  explicit FlatParams(const std::vector<torch::Tensor>& params);
+  // grad_header: spare gradient-dtype slots placed directly before the last group's gradient buffer (Group::header);
+  // zero_grad, norms, clipping and optimizers never touch them.
+  explicit FlatParams(const std::vector<torch::Tensor>& params, int64_t grad_header = 0);
 
   // Copies each parameter's current values into the buffer and makes it (and its grad) a view again.
   void rebind();
@@ -46,6 +51,8 @@ class FlatParams {
   std::vector<Group>& groups() { return groups_; }
   const std::vector<Group>& groups() const { return groups_; }
   int64_t numel() const;
+  // The last group's header slots ([grad_header]), undefined without them.
+  torch::Tensor grad_header() const { return groups_.empty() ? torch::Tensor() : groups_.back().header; }
 
  private:
   void bind(Group& g, bool copy_values);

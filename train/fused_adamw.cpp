@@ -128,6 +128,14 @@ void FusedAdamW::step() {
   }
 }
 
+void flat_sgd_step(FlatParams& flat, double lr, double weight_decay) {
+  torch::NoGradGuard ng;
+  for (auto& g : flat.groups()) {
+    if (weight_decay != 0) g.grad.add_(g.data, weight_decay);
+    g.data.add_(g.grad, -lr);  // in place on the base: the parameter views see it (shared version counter)
+  }
+}
+
 void FusedAdamW::save(torch::serialize::OutputArchive& ar) const {
   ar.write("format", c10::IValue(std::string(kFormat)));
   ar.write("step", c10::IValue(step_));

@@ -47,6 +47,11 @@ class FusedAdamW {
   std::vector<torch::Tensor> m_, v_, denom_;  // denom_: scratch for sqrt(v) / sqrt(bc2) + eps
 };
 
+// Plain SGD over the flat buffers (torch::optim::SGD without momentum, dampening or Nesterov), per group:
+//   g += weight_decay * p;  p -= lr * g
+// No state: `train.optimizer = sgd` checkpoints carry none.
+void flat_sgd_step(FlatParams& flat, double lr, double weight_decay);
+
 // The key of a parameter in torch::optim::Optimizer::state(): the TensorImpl's address printed as a string
 // in LibTorch 1.13, the address itself (void*) in LibTorch 2.
 inline auto torch_optim_state_key(const torch::Tensor& p) {

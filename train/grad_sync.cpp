@@ -177,8 +177,10 @@ GradSync::GradSync(std::shared_ptr<ProcessGroup> pg, FlatParams& flat, int64_t b
         begin = lo;
       }
       b.flat = g.grad.narrow(0, begin, end - begin);  // a view: the all-reduce writes the gradients
+      int64_t head = 0;  // the group's header slots ride with its first range, launched last (FlatParams::Group)
+      if (begin == 0 && g.header.defined()) head = g.header.numel(), b.flat = g.grad_storage.narrow(0, 0, head + end);
       for (int64_t i : b.params)
-        s.slots[i] = {static_cast<int64_t>(s.buckets.size()), flat_offset(flat, i) - begin, s.params[i].numel()};
+        s.slots[i] = {static_cast<int64_t>(s.buckets.size()), head + flat_offset(flat, i) - begin, s.params[i].numel()};
       s.buckets.push_back(std::move(b));
     }
   }

@@ -95,13 +95,14 @@ std::string frame_record(const std::string& data) {
 }
 
 EventWriter::EventWriter(const std::string& dir) {
-  std::filesystem::create_directories(dir);
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) throw_file_error("tensorboard directory", dir, "creating it", ec.value());
   const std::string base = dir + "/events.out.tfevents." + std::to_string(int64_t(unix_now())) + "." + host_name() +
                            "." + std::to_string(getpid());
   path_ = base;
   for (int n = 1; std::filesystem::exists(path_); ++n) path_ = base + "." + std::to_string(n);
-  out_.open(path_, std::ios::binary);
-  if (!out_) throw std::runtime_error("tensorboard: cannot open '" + path_ + "' for writing");
+  out_ = AppendFile(path_, "tensorboard events", /*truncate=*/true);
   std::string fields;
   field_bytes(fields, 3, "brain.Event:2");
   write_event(0, fields);
@@ -112,9 +113,7 @@ void EventWriter::write_event(int64_t step, const std::string& fields) {
   field_double(ev, 1, unix_now());
   if (step != 0) field_varint(ev, 2, step);  // proto3: a zero step is the default and is left out
   ev += fields;
-  out_ << frame_record(ev);
-  out_.flush();
-  if (!out_) throw std::runtime_error("tensorboard: write to '" + path_ + "' failed");
+  out_.append(frame_record(ev));
 }
 
 void EventWriter::write_summary_value(int64_t step, const std::string& value) {

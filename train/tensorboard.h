@@ -2,8 +2,9 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
-#include <fstream>
 #include <string>
+
+#include "core/file_io.h"
 
 namespace gsdiff::tb {
 
@@ -42,7 +43,7 @@ class EventWriter {
   void write_summary_value(int64_t step, const std::string& value);  // value: an encoded Summary.Value
 
   std::string path_;
-  std::ofstream out_;
+  AppendFile out_;  // every record written or FileError naming the file and errno (ENOSPC, ...)
 };
 
 }  // namespace gsdiff::tb

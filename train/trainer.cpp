@@ -7,6 +7,8 @@
 #include <iomanip>
 #include <iostream>
 
+#include <signal.h>
+
 #include "core/distributions.h"
 #include "core/registry.h"
 #include "data/factory.h"
@@ -19,6 +21,10 @@
 namespace gsdiff {
 
 namespace {
+
+// Slots of the header that rides in the gradient all-reduce (data parallel; FlatParams grad_header): this rank's
+// step statistics and stop request in, their means over ranks out.
+enum SyncSlot : int64_t { kSyncLoss, kSyncBits, kSyncBitsSq, kSyncBitsN, kSyncExamples, kSyncStop, kSyncSlots };
 
 double now_s() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
@@ -64,13 +70,20 @@ Trainer::Trainer(Config cfg, TrainerEnv env)
   loader_ = std::make_unique<data::Loader>(dataset_, lopt);
   objective_ = make_objective(cfg_.objective, *process_);
   // Parameters and gradients live in flat buffers: zero_grad, clipping, AdamW and EMA are whole-buffer ops.
-  flat_ = std::make_unique<FlatParams>(model_->parameters());
-  AdamWHyper h;
-  h.lr = T.lr(), h.beta1 = T.beta1(), h.beta2 = T.beta2(), h.eps = T.adam_eps(), h.weight_decay = T.weight_decay();
-  optimizer_ = std::make_unique<FusedAdamW>(*flat_, h);
+  flat_ = std::make_unique<FlatParams>(model_->parameters(), env_.dist ? int64_t(kSyncSlots) : 0);
+  if (T.optimizer() == "adamw") {
+    AdamWHyper h;
+    h.lr = T.lr(), h.beta1 = T.beta1(), h.beta2 = T.beta2(), h.eps = T.adam_eps(), h.weight_decay = T.weight_decay();
+    optimizer_ = std::make_unique<FusedAdamW>(*flat_, h);
+  }
   if (T.ema_decay() > 0) ema_ = std::make_unique<Ema>(*model_, *flat_, T.ema_decay(), T.ema_warmup());
 
-  std::filesystem::create_directories(env_.out_dir);
+  std::error_code ec;
+  std::filesystem::create_directories(env_.out_dir, ec);
+  if (ec) throw_file_error("--out", env_.out_dir, "creating the directory", ec.value());
+  if (is_main())  // a write killed before its rename left its temporary file: never a checkpoint, removed
+    for (const auto& t : remove_stale_temporaries(env_.out_dir))
+      if (env_.verbose) std::cerr << "removed " << t << " (an interrupted checkpoint write)\n";
   std::string resume = env_.resume;
   if (resume == "auto") resume = newest_valid_checkpoint(env_.out_dir);
   if (!resume.empty()) load_checkpoint(resume);
@@ -100,6 +113,13 @@ void Trainer::check_out_dir(const std::string& resumed) const {
                              env_.out_dir + " holds a later checkpoint (step " + std::to_string(newest) +
                              "): continuing would mix two runs; use --resume auto, or another --out");
 }
+
+FusedAdamW& Trainer::optimizer() {
+  if (!optimizer_) throw std::logic_error("train.optimizer is '" + cfg_.train.optimizer() + "': no AdamW state");
+  return *optimizer_;
+}
+
+bool Trainer::stopping() const { return env_.dist ? stop_ : stop_requested().load(); }
 
 int Trainer::rank() const { return env_.dist ? env_.dist->rank() : 0; }
 int Trainer::world() const { return env_.dist ? env_.dist->world() : 1; }
@@ -141,11 +161,35 @@ ObjectiveResult Trainer::micro_objective(const data::Batch& batch) {
   return objective_(*process_, denoise_fn(model_, y), x0, gen_);
 }
 
+// Written before the last micro-batch's backward, whose final bucket carries the header (train/distributed.h).
+void Trainer::write_sync_header(const torch::Tensor& loss, const torch::Tensor& bits, const torch::Tensor& bits_sq,
+                                int64_t bits_n, double examples) {
+  auto header = flat_->grad_header();  // [kSyncSlots] in the gradients' dtype
+  const auto f64 = torch::TensorOptions().dtype(torch::kFloat64).device(header.device());
+  auto host = torch::tensor({double(bits_n), examples, stop_requested().load() ? 1.0 : 0.0}, f64);
+  header.copy_(torch::cat({torch::stack({loss, bits, bits_sq}).to(header.device()), host}));
+}
+
+// debug.fault: SIGKILL or SIGSTOP to this process from inside backward (a parameter in the middle of the model
+// receives its gradient after some buckets were launched and before others), at one step on one rank.
+void Trainer::inject_fault() {
+  const auto& D = cfg_.debug;
+  if (D.fault() == "none" || D.fault_step() != step_ + 1 || D.fault_rank() != rank()) return;
+  const auto& ps = flat_->params();
+  const int sig = D.fault() == "kill" ? SIGKILL : SIGSTOP;
+  auto fired = std::make_shared<bool>(false);  // once: a stopped process continued (SIGCONT) trains on
+  ps[ps.size() / 2].register_hook([sig, fired](torch::Tensor g) {
+    if (!*fired) *fired = true, ::raise(sig);
+    return g;
+  });
+}
+
 bool Trainer::step() {
   const auto& T = cfg_.train;
   const double t0 = now_s();
   model_->train();
   flat_->zero_grad();
+  if (env_.dist) env_.dist->set_progress(step_ + 1);  // what the heartbeat reports (naming a stuck rank)
 
   // Phase 1+2: batches and loss, accumulated over micro-batches (sums stay on the device: no host sync).
   const auto f64 = torch::TensorOptions().dtype(torch::kFloat64).device(env_.device);
@@ -161,9 +205,6 @@ bool Trainer::step() {
     ObjectiveResult r = micro_objective(batch);
     auto loss = r.loss.mean() / double(T.accumulate());
     if (cfg_.debug.nan_at_step() == step_ + 1) loss = loss * std::nan("");
-    // Phase 3: backward (data parallel: buckets are all-reduced during the last micro-batch's backward).
-    if (grad_sync_) grad_sync_->set_enabled(a + 1 == T.accumulate());
-    loss.backward();
     loss_acc += loss.detach().to(torch::kFloat64);
     examples += double(x0.size(0));
     if (r.nelbo.defined()) {
@@ -172,15 +213,33 @@ bool Trainer::step() {
       nelbo_sq += bits.square().sum();
       nelbo_n += x0.size(0);
     }
+    // Phase 3: backward (data parallel: buckets are all-reduced during the last micro-batch's backward, the
+    // last one with this rank's statistics and stop request in its header).
+    const bool last = a + 1 == T.accumulate();
+    if (grad_sync_) grad_sync_->set_enabled(last);
+    if (grad_sync_ && last) write_sync_header(loss_acc, nelbo_acc, nelbo_sq, nelbo_n, examples);
+    if (last) inject_fault();
+    loss.backward();
   }
 
   // Phase 4: average gradients across ranks, then clip and check; a non-finite loss or gradient norm skips
   // the update entirely (a NaN on any rank reaches every rank through the average, so all skip together).
   if (grad_sync_) grad_sync_->finish();
   const double max_norm = T.grad_clip() > 0 ? T.grad_clip() : std::numeric_limits<double>::infinity();
-  auto host = torch::stack({loss_acc, nelbo_acc, nelbo_sq, flat_->grad_norm().to(f64)}).to(torch::kCPU);  // one sync
-  const double loss_sum = host[0].item<double>(), nelbo_bits = host[1].item<double>(),
-               nelbo_bits_sq = host[2].item<double>(), grad_norm = host[3].item<double>();
+  // One host sync. Data parallel: the global batch's figures, from the header's means over ranks.
+  auto stats = grad_sync_ ? flat_->grad_header().to(f64) : torch::stack({loss_acc, nelbo_acc, nelbo_sq});
+  auto host = torch::cat({stats, flat_->grad_norm().to(f64).reshape({1})}).to(torch::kCPU);
+  const double* h = host.data_ptr<double>();
+  const double W = double(world());
+  double loss_sum = h[kSyncLoss], nelbo_bits = h[kSyncBits], nelbo_bits_sq = h[kSyncBitsSq];
+  const double grad_norm = h[host.numel() - 1];
+  if (grad_sync_) {  // means over ranks -> the global batch: the mean loss, the summed bound terms and counts
+    nelbo_bits *= W, nelbo_bits_sq *= W, examples = h[kSyncExamples] * W;
+    nelbo_n = int64_t(std::llround(h[kSyncBitsN] * W));
+    stop_ = h[kSyncStop] > 0;
+  } else {
+    stop_ = stop_requested().load();
+  }
   flat_->clip_to(grad_norm, max_norm);  // as clip_grad_norm_, one norm over the flat gradient
   ++step_;
   losses_.push_back(loss_sum);
@@ -193,7 +252,7 @@ bool Trainer::step() {
       first_nonfinite_ = diagnose_nonfinite(step_batches_);
       step_batches_.clear();
       if (is_main()) {
-        metrics_ << nlohmann::json{{"step", step_}, {"nonfinite", first_nonfinite_}}.dump() << "\n" << std::flush;
+        metrics_.append(nlohmann::json{{"step", step_}, {"nonfinite", first_nonfinite_}}.dump() + "\n");
         if (env_.verbose) {
           progress_clear();
           std::cerr << "step " << step_ << ": non-finite " << what << ", update skipped; first cause: "
@@ -213,14 +272,19 @@ bool Trainer::step() {
   }
   consecutive_skips_ = 0;
 
-  // Phase 5: update (LR schedule, AdamW, EMA).
+  // Phase 5: update (LR schedule, AdamW or SGD, EMA).
   const double lr = lr_at(updates_);
-  optimizer_->options().lr = lr;
-  optimizer_->step();
+  if (optimizer_) {
+    optimizer_->options().lr = lr;
+    optimizer_->step();
+  } else {
+    flat_sgd_step(*flat_, lr, T.weight_decay());
+  }
   if (ema_) ema_->update(*model_);
   ++updates_;
 
   // Phase 6: record.
+  last_grad_norm_ = grad_norm, last_lr_ = lr;
   win_loss_ += loss_sum;
   win_examples_ += examples;
   win_seconds_ += now_s() - t0;
@@ -234,6 +298,11 @@ bool Trainer::step() {
   return true;
 }
 
+void Trainer::log_last() {
+  if (cfg_.train.log_every() > 0 && win_steps_ > 0 && is_main())
+    log(win_loss_ / win_steps_, last_grad_norm_, last_lr_, win_examples_, win_seconds_);
+}
+
 void Trainer::run(int64_t until) {
   const auto& T = cfg_.train;
   if (until < 0) until = T.steps();
@@ -242,19 +311,27 @@ void Trainer::run(int64_t until) {
     progress_clear();
     with_ema_weights(cfg_.sample.ema(), [&] { on_sample(*this); });
   };
-  while (step_ < until && !stop_requested().load()) {
+  stop_ = false;
+  while (step_ < until && !stopping()) {
     step();
     if (!is_main()) continue;  // rank 0 alone writes checkpoints, validation metrics and samples
+    if (stopping()) break;     // the step is done: straight to the checkpoint
     if (T.checkpoint_every() > 0 && step_ % T.checkpoint_every() == 0 && step_ < until) save_checkpoint();
     if (T.eval_every() > 0 && step_ % T.eval_every() == 0) validate();
     if (on_sample && T.sample_every() > 0 && step_ % T.sample_every() == 0 && step_ < until) sample();
   }
-  if (!is_main()) return;
-  if (bar_) bar_->finish();
-  if (stop_requested().load() && env_.verbose) std::cerr << "interrupted at step " << step_ << "; saving checkpoint\n";
-  auto path = save_checkpoint();
-  if (env_.verbose) std::cerr << "checkpoint " << path << "\n";
-  if (on_sample && !stop_requested().load()) sample();
+  stop_ = stopping();
+  log_last();  // the last step always has its metrics line (a run shorter than log_every included)
+  if (stop_ && env_.verbose && (is_main() || env_.dist))
+    std::cerr << (env_.dist ? "rank " + std::to_string(rank()) + ": " : std::string()) << "interrupted at step "
+              << step_ << (is_main() ? "; saving checkpoint" : "") << "\n";
+  if (is_main()) {
+    if (bar_) bar_->finish();
+    auto path = save_checkpoint();
+    if (env_.verbose) std::cerr << "checkpoint " << path << "\n";
+  }
+  if (env_.dist) env_.dist->barrier();  // every rank leaves once rank 0's checkpoint is on disk
+  if (is_main() && on_sample && !stop_) sample();
 }
 
 }  // namespace gsdiff

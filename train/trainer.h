@@ -3,12 +3,12 @@
 #include <torch/torch.h>
 
 #include <atomic>
-#include <fstream>
 #include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "core/file_io.h"
 #include "core/process.h"
 #include "data/loader.h"
 #include "models/denoiser.h"
@@ -60,9 +60,12 @@ class Trainer {
   Trainer(Config cfg, TrainerEnv env);
   ~Trainer();
 
-  // Trains until step `until` (default train.steps), then writes a checkpoint. Stops early, with a
-  // checkpoint, when stop_requested() is set (SIGINT).
+  // Trains until step `until` (default train.steps), then writes a checkpoint. Stops early, after the current
+  // step and with a checkpoint, when stop_requested() is set (the CLI's SIGTERM / SIGINT / SIGUSR1 handler); under
+  // data parallel the request travels in the step's gradient all-reduce, so every rank stops at the same step.
   void run(int64_t until = -1);
+  // The last run() stopped early on a stop request (on this or, data parallel, any rank).
+  bool interrupted() const { return stop_; }
   // One optimizer iteration (accumulate micro-batches). False when skipped for a non-finite loss/grad.
   bool step();
   void check_out_dir(const std::string& resumed) const;  // one run per --out (trainer.cpp)
@@ -78,7 +81,7 @@ class Trainer {
   const Process& process() const { return *process_; }
   DenoiserNet& model() { return model_; }
   Ema* ema() { return ema_.get(); }
-  FusedAdamW& optimizer() { return *optimizer_; }
+  FusedAdamW& optimizer();  // train.optimizer = adamw only (sgd keeps no state)
   FlatParams& flat_params() { return *flat_; }  // the model's parameters and gradients as flat buffers
   torch::Generator& generator() { return gen_; }
 
@@ -92,6 +95,7 @@ class Trainer {
   void with_ema_weights(bool use, const std::function<void()>& f);
   // Rank 0's TensorBoard writer (<out>/tb), or null (train.tensorboard = false, other ranks).
   tb::EventWriter* tensorboard() { return tb_.get(); }
+  // Set (async-signal-safe: a lock-free atomic) by a signal handler to ask for a stop after the current step.
   static std::atomic<bool>& stop_requested();
   int rank() const;
   int world() const;
@@ -102,6 +106,12 @@ class Trainer {
   void open_records();  // rank 0: metrics.jsonl, config.json, TensorBoard, the progress bar (trainer_record.cpp)
   void progress(double loss, double bits, double examples);  // one step on the progress bar, if shown
   void progress_clear();  // erases the bar line before other output
+  bool stopping() const;  // one process: stop_requested(); data parallel: the step's agreed stop_
+  // Data parallel: the step's statistics and this rank's stop request into the gradient all-reduce's header.
+  void write_sync_header(const torch::Tensor& loss, const torch::Tensor& bits, const torch::Tensor& bits_sq,
+                         int64_t bits_n, double examples);
+  void inject_fault();  // debug.fault at debug.fault_step (tests)
+  void log_last();      // the window since the last metrics line, at the run's last step
   void seed_micro_batch(const data::Batch& batch);  // trainer.cpp: the generators from (seed, epoch, global batch)
   ObjectiveResult micro_objective(const data::Batch& batch);  // seeded loss of one micro-batch (with graph)
   // Re-runs a non-finite step's micro-batches with their seeds and finds the first example whose loss term, or
@@ -126,7 +136,9 @@ class Trainer {
   std::vector<data::Batch> step_batches_;  // this step's micro-batches, until the first diagnosis
   bool diagnosed_ = false;
   nlohmann::json first_nonfinite_;  // the first non-finite step's diagnosis
-  std::ofstream metrics_;
+  AppendFile metrics_;  // rank 0's metrics.jsonl: every line written or FileError (ENOSPC, EACCES, ...)
+  bool stop_ = false;   // this step agreed to stop (data parallel: any rank asked)
+  double last_grad_norm_ = NAN, last_lr_ = NAN;
   // Window for the periodic log line.
   double win_loss_ = 0, win_bits_ = 0, win_bits_sq_ = 0, win_examples_ = 0, win_seconds_ = 0, last_bits_ = NAN;
   int64_t win_steps_ = 0, win_bits_n_ = 0;

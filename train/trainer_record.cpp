@@ -20,8 +20,9 @@ double wall_now_s() {
 }  // namespace
 
 void Trainer::open_records() {
-  metrics_.open(env_.out_dir + "/metrics.jsonl", std::ios::app);
-  std::ofstream(env_.out_dir + "/config.json") << cfg_.resolved.dump(2) << "\n";
+  // Every write below names its file and the system error when it fails (core/file_io.h).
+  metrics_ = AppendFile(env_.out_dir + "/metrics.jsonl", "metrics");
+  write_file_atomic(env_.out_dir + "/config.json", cfg_.resolved.dump(2) + "\n", "run config");
   if (cfg_.train.tensorboard()) {
     // A new file per run in <out>/tb; TensorBoard merges the folder. On resume, a SessionLog START at the first
     // step this run writes makes TensorBoard drop what a crashed run wrote past its checkpoint.
@@ -60,7 +61,7 @@ void Trainer::log(double loss, double grad_norm, double lr, double examples, dou
     if (win_bits_n_ > 1) j["bits_stderr"] = std::sqrt(std::max(0.0, (win_bits_sq_ / n - mean * mean) * n / (n - 1)) / n);
     if (std::isfinite(last_bits_)) j["bits_step"] = last_bits_;
   }
-  metrics_ << j.dump() << "\n" << std::flush;
+  metrics_.append(j.dump() + "\n");
   if (tb_)
     for (const char* k : {"loss", "bits", "bits_step", "lr", "grad_norm", "examples_per_s"})
       if (j.contains(k)) tb_->add_scalar(std::string("train/") + k, j[k].get<double>(), step_);
@@ -108,7 +109,7 @@ BoundResult Trainer::validate() {
   with_ema_weights(cfg_.eval.ema(), [&] { r = evaluate_bound(*process_, model_, *ds, cfg_.eval, env_.device); });
   if (!is_main()) return r;
   nlohmann::json j = {{"step", step_}, {"validation", r.to_json()}};
-  metrics_ << j.dump() << "\n" << std::flush;
+  metrics_.append(j.dump() + "\n");
   if (tb_) {
     tb_->add_scalar("validation/bound", r.mean, step_);
     tb_->add_scalar("validation/stderr", r.stderr_, step_);

@@ -38,9 +38,12 @@ std::string Trainer::save_checkpoint() {
     ema_->save(e);
     ar.write("ema", e);
   }
-  torch::serialize::OutputArchive o;
-  optimizer_->save(o);
-  ar.write("optimizer", o);
+  ar.write("optimizer_name", c10::IValue(cfg_.train.optimizer()));
+  if (optimizer_) {  // sgd has no state
+    torch::serialize::OutputArchive o;
+    optimizer_->save(o);
+    ar.write("optimizer", o);
+  }
   ar.write("rng_trainer", gen_.get_state());
   ar.write("rng_torch_cpu", at::detail::getDefaultCPUGenerator().get_state());
   ar.write("loader", c10::IValue(loader_->position().to_json().dump()));
@@ -62,6 +65,11 @@ void Trainer::load_checkpoint(const std::string& path) {
   updates_ = read_int(ar, "updates");
   skipped_ = read_int(ar, "skipped");
   consecutive_skips_ = read_int(ar, "consecutive_skips");
+  c10::IValue saved_opt;  // absent before train.optimizer existed: adamw
+  const std::string opt_name = ar.try_read("optimizer_name", saved_opt) ? saved_opt.toStringRef() : "adamw";
+  if (opt_name != cfg_.train.optimizer())
+    throw CheckpointError("checkpoint '" + path + "': saved with train.optimizer '" + opt_name + "', this run has '" +
+                          cfg_.train.optimizer() + "'");
   torch::serialize::InputArchive m, o;
   ar.read("model", m);
   model_->load(m);
@@ -72,8 +80,10 @@ void Trainer::load_checkpoint(const std::string& path) {
     ar.read("ema", e);
     ema_->load(e);
   }
-  ar.read("optimizer", o);
-  optimizer_->load(o);
+  if (optimizer_) {
+    ar.read("optimizer", o);
+    optimizer_->load(o);
+  }
   torch::Tensor rng;
   ar.read("rng_trainer", rng);
   gen_.set_state(rng);

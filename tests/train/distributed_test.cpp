@@ -13,10 +13,12 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
+#include <map>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -168,7 +170,9 @@ std::vector<Child> run_workers(int world, const std::string& mode, const fs::pat
 // The Trainer-level run: absorbing diffusion on a Markov chain, a transformer with dropout, gradient clipping
 // that binds, warmup, EMA. `batch` and `accumulate` are per process; 512 examples give 32 batches of 16, an
 // even count, so 2 ranks at batch 16 and one process at batch 16 cover the same epochs.
-gsdiff::Config trainer_config(int64_t batch, int64_t accumulate) {
+// trainer-sgd: plain SGD without clipping or warmup, where a wrong gradient scale shows in the weights one for one
+// (AdamW normalises it away and a binding clip hides it). `lr_scale` multiplies the learning rate.
+gsdiff::Config trainer_config(int64_t batch, int64_t accumulate, const std::string& mode = "", double lr_scale = 1) {
   nlohmann::json j = {
       {"process", {{"name", "absorbing"}, {"K", 4}, {"steps", 0}}},
       {"model", {{"type", "transformer"}, {"vocab_size", 5}, {"out_dim", 4}, {"dim", 32}, {"depth", 1},
@@ -176,8 +180,15 @@ gsdiff::Config trainer_config(int64_t batch, int64_t accumulate) {
       {"data", {{"name", "toy-markov"}, {"n", 512}, {"seq_len", 8}, {"batch_size", batch}, {"prefetch", 1}}},
       {"objective", {{"name", "elbo"}}},
       {"train", {{"steps", 6}, {"lr", 3e-3}, {"warmup_steps", 2}, {"grad_clip", 0.05}, {"ema_decay", 0.9},
-                 {"accumulate", accumulate}, {"log_every", 0}, {"checkpoint_every", 0}, {"seed", 5},
+                 {"accumulate", accumulate}, {"log_every", 1}, {"checkpoint_every", 0}, {"seed", 5},
                  {"tensorboard", false}}}};
+  if (mode == "trainer-sgd") {
+    j["train"]["optimizer"] = "sgd";
+    j["train"]["grad_clip"] = 0;
+    j["train"]["warmup_steps"] = 0;
+    j["train"]["lr"] = 0.5;
+  }
+  j["train"]["lr"] = j["train"]["lr"].get<double>() * lr_scale;
   return gsdiff::parse_config(j);
 }
 
@@ -209,6 +220,44 @@ double max_abs_diff(const std::vector<torch::Tensor>& a, const std::vector<torch
   return m;
 }
 
+// metrics.jsonl's training lines by step (the last line of each step: a resume rewrites none here).
+std::map<int64_t, nlohmann::json> metric_lines(const fs::path& path) {
+  std::map<int64_t, nlohmann::json> out;
+  std::ifstream f(path);
+  std::string line;
+  while (std::getline(f, line)) {
+    auto j = nlohmann::json::parse(line);
+    if (j.contains("loss")) out[j["step"].get<int64_t>()] = j;
+  }
+  return out;
+}
+
+// Rank 0 of 2 logs the global batch's loss and bound (all-reduced with the gradients), not its own half: equal
+// to one process with the combined batch. Tolerance: the per-rank sums travel as float32 (2^-24 relative each)
+// and the weights differ by float summation order (< 2e-5 above), which moves a loss of O(1) by O(1e-5); so a
+// relative 1e-4. The half-batch run's logged values (what rank 0 logged before) differ by far more.
+void expect_global_metrics(const fs::path& dist, const fs::path& one, const fs::path& half, const std::string& mode) {
+  const auto a = metric_lines(dist), b = metric_lines(one), c = metric_lines(half);
+  ASSERT_EQ(a.size(), 6u) << dist;
+  ASSERT_EQ(b.size(), 6u);
+  double worst = 0, wrong = 0;
+  for (const auto& [step, j] : b) {
+    for (const char* k : {"loss", "bits", "bits_step", "bits_stderr", "grad_norm"}) {
+      if (!j.contains(k)) continue;
+      ASSERT_TRUE(a.at(step).contains(k)) << k;
+      const double want = j[k].get<double>(), got = a.at(step)[k].get<double>();
+      const double rel = std::abs(got - want) / std::max(1e-12, std::abs(want));
+      worst = std::max(worst, rel);
+      EXPECT_LT(rel, 1e-4) << mode << " step " << step << " " << k << ": 2 ranks " << got << ", 1 process " << want;
+      if (std::string(k) == "loss") wrong = std::max(wrong, std::abs(c.at(step)[k].get<double>() - want) / std::abs(want));
+    }
+    EXPECT_EQ(a.at(step)["examples_per_s"].is_number(), true);
+  }
+  std::cout << mode << ": logged metrics, max relative |2 ranks - 1 process| " << worst
+            << "; one rank's half batch alone " << wrong << "\n";
+  EXPECT_GT(wrong, 100 * 1e-4);
+}
+
 fs::path fresh_dir(const std::string& name) {
   fs::path d = fs::temp_directory_path() / ("gsdiff_dist_" + name + "_" + std::to_string(::getpid()));
   fs::remove_all(d);
@@ -232,7 +281,7 @@ TEST(DistributedWorker, Run) {
     if (mode.rfind("trainer", 0) == 0) {  // trainer-a1 | trainer-a2 | trainer-resume: both ranks share one out dir
       gsdiff::register_builtins();
       const fs::path out = fs::path(std::getenv("GSDIFF_DIST_OUT")) / "run";
-      auto cfg = trainer_config(16, mode == "trainer-a2" ? 2 : 1);
+      auto cfg = trainer_config(16, mode == "trainer-a2" ? 2 : 1, mode);
       if (mode == "trainer-resume") {  // 3 steps, a checkpoint, then a new trainer resumes to 6
         gsdiff::Trainer(cfg, trainer_env(out, pg)).run(3);
         pg->barrier();  // rank 0's checkpoint is on disk before rank 1 looks for it
@@ -336,9 +385,9 @@ TEST_P(TrainerDistributed, TwoRanksTrainTheOneProcessRun) {
     ASSERT_TRUE(WIFEXITED(k.status) && WEXITSTATUS(k.status) == 0) << k.err << ":\n" << read_file(k.err);
 
   const int64_t ranks_accumulate = mode == "trainer-a2" ? 2 : 1;
-  const fs::path one = dir / "one", half = dir / "half";
-  gsdiff::Trainer(trainer_config(16, 2 * ranks_accumulate), trainer_env(one)).run();
-  gsdiff::Trainer(trainer_config(16, ranks_accumulate), trainer_env(half)).run();
+  const fs::path one = dir / "one", half = dir / "half", twice = dir / "twice";
+  gsdiff::Trainer(trainer_config(16, 2 * ranks_accumulate, mode), trainer_env(one)).run();
+  gsdiff::Trainer(trainer_config(16, ranks_accumulate, mode), trainer_env(half)).run();
 
   auto [dist_raw, dist_ema] = checkpoint_weights(dir / "run");  // rank 0's checkpoint
   auto [one_raw, one_ema] = checkpoint_weights(one);
@@ -354,10 +403,18 @@ TEST_P(TrainerDistributed, TwoRanksTrainTheOneProcessRun) {
   EXPECT_LT(d_ema, tol);
   EXPECT_LT(d_ranks, tol);
   EXPECT_GT(d_wrong, 100 * tol);
+  if (mode == "trainer-sgd") {  // a gradient twice too large (a sum over ranks, not the mean) is far outside tol
+    gsdiff::Trainer(trainer_config(16, 2 * ranks_accumulate, mode, 2.0), trainer_env(twice)).run();
+    const double d_scale = max_abs_diff(checkpoint_weights(twice).first, one_raw);
+    std::cout << mode << ": a 2x gradient scale moves the weights by " << d_scale << "\n";
+    EXPECT_GT(d_scale, 100 * tol);
+  }
+  expect_global_metrics(dir / "run" / "metrics.jsonl", one / "metrics.jsonl", half / "metrics.jsonl", mode);
   fs::remove_all(dir);
 }
 
-INSTANTIATE_TEST_SUITE_P(Modes, TrainerDistributed, ::testing::Values("trainer-a1", "trainer-a2", "trainer-resume"));
+INSTANTIATE_TEST_SUITE_P(Modes, TrainerDistributed,
+                         ::testing::Values("trainer-a1", "trainer-a2", "trainer-resume", "trainer-sgd"));
 
 TEST(Distributed, DeadRankMakesSurvivorFailFastWithClearError) {
   fs::path dir = fresh_dir("die");
