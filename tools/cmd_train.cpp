@@ -109,8 +109,7 @@ int cmd_train(int argc, char** argv) {
     if (auto* tb = t.tensorboard()) samples_to_tensorboard(*tb, path, t.step_count());
     if (env.verbose) std::cerr << "samples " << path << "\n";
   };
-  trainer.run();
-  restore_default_handlers();
+  trainer.run();  // the handlers stay until exit: a signal arriving now is counted, never fatal
   if (!trainer.interrupted()) return 0;
   if (env.verbose && trainer.is_main()) {
     const int sig = first_stop_signal();

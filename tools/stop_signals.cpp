@@ -41,13 +41,6 @@ void install_stop_handlers() {
   for (int s : kSignals) ::sigaction(s, &sa, nullptr);
 }
 
-void restore_default_handlers() {
-  struct sigaction sa {};
-  sa.sa_handler = SIG_DFL;
-  sigemptyset(&sa.sa_mask);
-  for (int s : kSignals) ::sigaction(s, &sa, nullptr);
-}
-
 int first_stop_signal() { return g_first.load(); }
 int later_stop_signals() { return g_later.load(); }
 

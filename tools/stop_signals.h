@@ -10,7 +10,6 @@ constexpr int kExitInterrupted = 75;
 // atomics (Trainer::stop_requested() and the first signal's number) and, from the second signal on, write(2)s one
 // note; it never exits, so a second signal during the checkpoint write cannot cut it short.
 void install_stop_handlers();
-void restore_default_handlers();
 int first_stop_signal();   // 0 when none arrived
 int later_stop_signals();  // how many arrived after the first
 const char* signal_name(int sig);  // "SIGTERM", ...

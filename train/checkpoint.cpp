@@ -76,8 +76,8 @@ std::string read_checkpoint_file(const std::string& path) {
   auto len = get<uint64_t>(bytes, 12);
   auto crc = get<uint32_t>(bytes, 20);
   if (bytes.size() - kHeader != len)
-    fail(path, "truncated: payload length " + std::to_string(bytes.size() - kHeader) + " bytes, header says " +
-                   std::to_string(len));
+    fail(path, std::string(bytes.size() - kHeader < len ? "truncated" : "extra bytes") + ": payload length " +
+                   std::to_string(bytes.size() - kHeader) + " bytes, header says " + std::to_string(len));
   if (crc_of(bytes, kHeader, len) != crc) fail(path, "CRC32 mismatch (file corrupted)");
   return bytes.substr(kHeader);
 }

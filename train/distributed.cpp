@@ -1,6 +1,7 @@
 // c10d process group from the launcher's environment: rendezvous, backend choice, collectives (GradSync: grad_sync.cpp).
 #include "train/distributed.h"
 
+#include <c10/util/Logging.h>
 #include <torch/version.h>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
@@ -9,6 +10,7 @@
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <condition_variable>
@@ -71,6 +73,14 @@ static std::string brief(const std::exception& e) {
   return e.what();
 }
 
+// c10d logs each failed store read (a dead or stopped store host) at WARNING/ERROR with a C++ backtrace; gsdiff
+// reports those failures itself, naming the rank. Unless the user chose a level (TORCH_CPP_LOG_LEVEL), c10's
+// WARNING and ERROR lines are kept off stderr (FATAL still shows).
+static void quiet_c10d_logs() {
+  const char* chosen = std::getenv("TORCH_CPP_LOG_LEVEL");
+  if (!chosen || !*chosen) FLAGS_caffe2_log_level = std::max<int>(FLAGS_caffe2_log_level, 3);
+}
+
 // A client of the rendezvous store with its own connection (the heartbeat thread and the failure diagnosis
 // never share the group's).
 static c10::intrusive_ptr<c10d::Store> heartbeat_store(const DistEnv& env, std::chrono::milliseconds timeout) {
@@ -90,6 +100,10 @@ struct ProcessGroup::Impl {
   c10::intrusive_ptr<c10d::Store> store;
   c10::intrusive_ptr<BackendT> pg;
   std::atomic<int64_t> progress{0};
+  // The heartbeat's own store connection, made once at start-up (a new connection to a dead or stopped store host
+  // would retry, log and wait); the heartbeat thread and the failure diagnosis take turns on it.
+  c10::intrusive_ptr<c10d::Store> hb;
+  mutable std::mutex hb_store_mu;
   std::thread heartbeat;
   std::mutex hb_mu;
   std::condition_variable hb_cv;
@@ -106,13 +120,15 @@ struct ProcessGroup::Impl {
 
   // "<counter> <step>" under key "<rank>", every kBeat, until destruction or the store goes away.
   void start_heartbeat() {
-    auto hb = heartbeat_store(env, timeout);
+    quiet_c10d_logs();
+    hb = heartbeat_store(env, std::chrono::milliseconds(3000));
     const std::string key = std::to_string(env.rank);
     hb->set(key, "0 0");
-    heartbeat = std::thread([this, hb, key] {
+    heartbeat = std::thread([this, key] {
       std::unique_lock<std::mutex> lk(hb_mu);
       for (int64_t n = 1; !hb_cv.wait_for(lk, kBeat, [this] { return hb_stop; }); ++n) {
         try {
+          std::lock_guard<std::mutex> store_lk(hb_store_mu);
           hb->set(key, std::to_string(n) + " " + std::to_string(progress.load()));
         } catch (const std::exception&) {
           return;  // the store's host is gone: the next collective reports it
@@ -121,23 +137,25 @@ struct ProcessGroup::Impl {
     });
   }
 
-  // Which peer is at fault: reads every peer's heartbeat twice, 1.5 periods apart.
+  // Every peer's heartbeat value ("" when it has none yet).
+  std::vector<std::string> read_heartbeats() const {
+    std::lock_guard<std::mutex> lk(hb_store_mu);
+    std::vector<std::string> v(size_t(env.world));
+    for (int r = 0; r < env.world; ++r) {
+      if (r == env.rank || !hb->check({std::to_string(r)})) continue;
+      auto bytes = hb->get(std::to_string(r));
+      v[size_t(r)].assign(bytes.begin(), bytes.end());
+    }
+    return v;
+  }
+
+  // Which peer is at fault: every peer's heartbeat, read twice 1.5 periods apart.
   std::string describe_peers() const {
     std::ostringstream os;
     try {
-      auto hb = heartbeat_store(env, std::chrono::milliseconds(3000));
-      auto read = [&] {
-        std::vector<std::string> v(size_t(env.world));
-        for (int r = 0; r < env.world; ++r) {
-          if (r == env.rank || !hb->check({std::to_string(r)})) continue;
-          auto bytes = hb->get(std::to_string(r));
-          v[size_t(r)].assign(bytes.begin(), bytes.end());
-        }
-        return v;
-      };
-      const auto before = read();
+      const auto before = read_heartbeats();
       std::this_thread::sleep_for(kBeat * 3 / 2);
-      const auto after = read();
+      const auto after = read_heartbeats();
       const int64_t mine = progress.load();
       for (int r = 0; r < env.world; ++r) {
         if (r == env.rank) continue;
@@ -147,7 +165,7 @@ struct ProcessGroup::Impl {
           os << "rank " << r << " never sent a heartbeat; ";
         else if (b == before[size_t(r)])
           os << "rank " << r << " stopped responding (no heartbeat for " << 1.5 * kBeat.count() / 1000.0
-             << " s; it was in step " << step << ": it died or hangs); ";
+             << " s; its last one in step " << step << "): it died or hangs; ";
         else if (std::stoll(step) < mine)
           os << "rank " << r << " is alive but behind (in step " << step << ", this rank in step " << mine << "); ";
       }
@@ -155,7 +173,7 @@ struct ProcessGroup::Impl {
     } catch (const std::exception&) {
       os.str("");
       os << "rank 0, host of the rendezvous store at " << env.master_addr << ":" << env.master_port
-         << ", is unreachable (it died or hangs); ";
+         << ", is unreachable: it died or hangs; ";
     }
     return os.str();
   }

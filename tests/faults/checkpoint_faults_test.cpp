@@ -19,9 +19,17 @@ int64_t newest_step(const std::string& dir) {
   return c.empty() ? -1 : gsdiff::checkpoint_step(c[0]);
 }
 
-// Trials: start (or resume) a run that checkpoints every step, wait for its next checkpoint, SIGKILL it after a
-// random 0..40 ms. After each kill every ckpt-*.gsdiff must verify; a kill that left a temporary file landed
-// inside a write. The next trial resumes from what is left.
+bool temp_file_in(const std::string& dir) {
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir, ec))
+    if (e.path().filename().string().rfind(".ckpt-", 0) == 0) return true;
+  return false;
+}
+
+// Trials: start (or resume) a run that checkpoints every step and wait for its next checkpoint; then SIGKILL it
+// either at a random moment 0..40 ms later (odd trials) or as soon as a checkpoint's temporary file appears (even
+// trials: inside a write, between its creation and its rename). After each kill every ckpt-*.gsdiff must verify;
+// a kill that left a temporary file landed inside a write. The next trial resumes from what is left.
 TEST(KillDuringCheckpoint, NoUnreadableCheckpointAndResumeAfterEveryKill) {
   constexpr int kTrials = 30;
   const auto dir = fresh_dir("kill9");
@@ -32,7 +40,13 @@ TEST(KillDuringCheckpoint, NoUnreadableCheckpointAndResumeAfterEveryKill) {
     const int64_t before = newest_step(dir);
     auto c = spawn(tiny_train(dir, 100000, every + (trial ? " --resume auto" : "")), dir + ".log");
     ASSERT_TRUE(wait_until([&] { return newest_step(dir) > before; }, 60)) << bytes_of(c.log);
-    std::this_thread::sleep_for(std::chrono::microseconds(std::uniform_int_distribution<int>(0, 40000)(rng)));
+    if (trial % 2 == 0) {
+      const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+      while (!temp_file_in(dir) && std::chrono::steady_clock::now() < until) {
+      }
+    } else {
+      std::this_thread::sleep_for(std::chrono::microseconds(std::uniform_int_distribution<int>(0, 40000)(rng)));
+    }
     ::kill(c.pid, SIGKILL);
     ::waitpid(c.pid, &c.status, 0);
     ASSERT_TRUE(WIFSIGNALED(c.status)) << "the run ended before the kill: " << bytes_of(c.log);

@@ -47,6 +47,8 @@ void two_steps(const std::string& dir, const std::string& extra = "") {
 
 void expect_named_error(const gsdiff::testing::Run& r, const std::string& file, const std::string& err) {
   EXPECT_EQ(r.rc, 1) << r.out;
+  const auto at = r.out.find("error:");
+  if (at != std::string::npos) std::cout << r.out.substr(at, r.out.find('\n', at) - at) << "\n";
   EXPECT_NE(r.out.find("'" + file + "'"), std::string::npos) << "the error must name " << file << ":\n" << r.out;
   EXPECT_NE(r.out.find("(" + err + ")"), std::string::npos) << "the error must name " << err << ":\n" << r.out;
   EXPECT_FALSE(has_backtrace(r.out)) << r.out;
@@ -112,6 +114,7 @@ TEST(FullDisk, TensorBoardRecordNamesTheFile) {
   fill(dir + "/tb", 1);
   auto r = run_shell(tiny_train(dir, 400, "--set train.tensorboard=true --resume auto --quiet"));
   EXPECT_EQ(r.rc, 1) << r.out;
+  std::cout << r.out.substr(r.out.find("error:"), r.out.find('\n', r.out.find("error:")) - r.out.find("error:")) << "\n";
   EXPECT_NE(r.out.find("tensorboard events '" + dir + "/tb/events.out.tfevents."), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("write failed: No space left on device (ENOSPC)"), std::string::npos) << r.out;
   EXPECT_FALSE(has_backtrace(r.out));
