@@ -40,8 +40,11 @@ TEST_P(StopSignal, FinishesTheStepCheckpointsExits75AndResumesBitForBit) {
   const auto dir = fresh_dir("signal_" + std::to_string(sig));
   auto c = spawn(tiny_train(dir, kSteps), dir + ".log");
   ASSERT_TRUE(wait_until([&] { return count_train_lines(dir + "/metrics.jsonl") >= 4; }, 60)) << bytes_of(c.log);
+  const auto t0 = std::chrono::steady_clock::now();
   ::kill(c.pid, sig);
   ASSERT_TRUE(wait_for_exit(c, 60)) << "no exit after the signal";
+  std::cout << strsignal_name(sig) << ": exited "
+            << std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() << " s after the signal\n";
   const auto log = bytes_of(c.log);
   ASSERT_EQ(exit_code(c), 75) << log;
   const int64_t stop = interrupted_step(log);
@@ -84,7 +87,8 @@ TEST(StopSignalBurst, SecondSignalsDuringTheCheckpointWriteDoNotCorruptIt) {
   std::smatch m;
   ASSERT_TRUE(std::regex_search(log, m, std::regex("; ([0-9]+) later signal\\(s\\) ignored while stopping"))) << log;
   const int later = std::stoi(m[1]);
-  std::cout << sent << " signals sent, " << later << " after the first, counted and ignored while stopping\n";
+  std::cout << sent << " signals sent; " << later << " received after the first (pending standard signals merge) and "
+            << "ignored while stopping\n";
   EXPECT_GE(later, 10);
   const auto ckpts = gsdiff::list_checkpoints(dir);
   ASSERT_EQ(ckpts.size(), 1u);

@@ -71,7 +71,7 @@ TEST(CliExport, ExportSampleFromTheExportSwitchAndOde) {
 
 // A file argument that is a directory, missing or unreadable: one error naming the flag and the path, no backtrace.
 TEST(CliExport, FileArgumentsThatAreNotReadableFilesAreNamed) {
-  auto dir = fresh_out_dir("cli_bad_files");
+  auto dir = gsdiff::testing::fresh_out_dir("cli_bad_files");
   for (const auto& [cmd, flag] : std::vector<std::pair<std::string, std::string>>{
            {"export --checkpoint " + dir + " --out " + dir + "/m.pt", "--checkpoint"},
            {"export --checkpoint " + dir + "/missing.gsdiff --out " + dir + "/m.pt", "--checkpoint"},
