@@ -81,6 +81,9 @@ static void quiet_c10d_logs() {
   if (!chosen || !*chosen) FLAGS_caffe2_log_level = std::max<int>(FLAGS_caffe2_log_level, 3);
 }
 
+// LibTorch 1.13's Store::set takes bytes only.
+static std::vector<uint8_t> as_bytes(const std::string& s) { return std::vector<uint8_t>(s.begin(), s.end()); }
+
 // A client of the rendezvous store with its own connection (the heartbeat thread and the failure diagnosis
 // never share the group's).
 static c10::intrusive_ptr<c10d::Store> heartbeat_store(const DistEnv& env, std::chrono::milliseconds timeout) {
@@ -123,13 +126,13 @@ struct ProcessGroup::Impl {
     quiet_c10d_logs();
     hb = heartbeat_store(env, std::chrono::milliseconds(3000));
     const std::string key = std::to_string(env.rank);
-    hb->set(key, "0 0");
+    hb->set(key, as_bytes("0 0"));
     heartbeat = std::thread([this, key] {
       std::unique_lock<std::mutex> lk(hb_mu);
       for (int64_t n = 1; !hb_cv.wait_for(lk, kBeat, [this] { return hb_stop; }); ++n) {
         try {
           std::lock_guard<std::mutex> store_lk(hb_store_mu);
-          hb->set(key, std::to_string(n) + " " + std::to_string(progress.load()));
+          hb->set(key, as_bytes(std::to_string(n) + " " + std::to_string(progress.load())));
         } catch (const std::exception&) {
           return;  // the store's host is gone: the next collective reports it
         }
