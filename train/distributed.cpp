@@ -168,7 +168,7 @@ struct ProcessGroup::Impl {
           os << "rank " << r << " never sent a heartbeat; ";
         else if (b == before[size_t(r)])
           os << "rank " << r << " stopped responding (no heartbeat for " << 1.5 * kBeat.count() / 1000.0
-             << " s; its last one in step " << step << "): it died or hangs; ";
+             << " s; the last one reported step " << step << "): it died or hangs; ";
         else if (std::stoll(step) < mine)
           os << "rank " << r << " is alive but behind (in step " << step << ", this rank in step " << mine << "); ";
       }
