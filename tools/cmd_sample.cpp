@@ -25,6 +25,7 @@ int cmd_sample(int argc, char** argv) {
       "eta", "ddim: noise scale (0 = deterministic)", cxxopts::value<double>()->default_value("0"))(
       "snr", "pc: Langevin signal-to-noise ratio", cxxopts::value<double>()->default_value("0.16"))(
       "corrector-steps", "pc: Langevin steps per step", cxxopts::value<int64_t>()->default_value("1"))(
+      "ordinal", "tau-leaping on ordered states (blackout): add the fired jumps' displacements (many births per step)")(
       "steps", "reverse steps (0 = the process's T, or 100 in continuous time)", cxxopts::value<int64_t>())(
       "num", "number of samples", cxxopts::value<int64_t>())(
       "seed", "sampler seed", cxxopts::value<uint64_t>())(
@@ -50,6 +51,7 @@ int cmd_sample(int argc, char** argv) {
     so.eta = args["eta"].as<double>();
     so.snr = args["snr"].as<double>();
     so.corrector_steps = args["corrector-steps"].as<int64_t>();
+    so.ordinal = args.count("ordinal") > 0;
     so.device = parse_device(args["device"].as<std::string>());
     sample_export_to_file(args["model"].as<std::string>(), args["sampler"].as<std::string>(), so,
                           args.count("num") ? args["num"].as<int64_t>() : 64, args.count("steps") ? args["steps"].as<int64_t>() : 0,
@@ -99,6 +101,7 @@ int cmd_sample(int argc, char** argv) {
     so.eta = args["eta"].as<double>();
     so.snr = args["snr"].as<double>();
     so.corrector_steps = args["corrector-steps"].as<int64_t>();
+    so.ordinal = args.count("ordinal") > 0;
     so.denoiser_uses_t = r.model->uses_time() || args.count("low-noise-checkpoint") > 0;  // experts switch on t
     so.device = req.device;
     auto ds = data::make_dataset(eval_data_config(r.config));
