@@ -29,6 +29,9 @@ class CategoricalProcess : public Process {
   virtual torch::Tensor qstep(const torch::Tensor& s, const torch::Tensor& t) const = 0;
   virtual torch::Tensor rate(const torch::Tensor& t) const = 0;
   virtual torch::Tensor prior_probs() const = 0;  // p(x_1) [V]
+  // What samplers may assume (sample/sampler.cpp refuses the others by these):
+  virtual bool has_generator() const { return true; }    // R_t exists (the CTMC samplers tau-leaping and euler)
+  virtual bool ordinal_states() const { return false; }  // states are ordered levels or counts (ordinal tau-leaping)
 
   // ---- per-dimension gathers; structured kernels override them with O(V) forms ----
   virtual torch::Tensor marginal_probs(const torch::Tensor& x0, const torch::Tensor& t) const;     // q(x_t = . | x0)    [B, ..., V]

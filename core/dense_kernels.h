@@ -28,6 +28,8 @@ class DiscretizedGaussianProcess : public CategoricalProcess {
   torch::Tensor qstep(const torch::Tensor& s, const torch::Tensor& t) const override;  // s, t on the grid
   torch::Tensor rate(const torch::Tensor& t) const override;                         // error: no generator
   torch::Tensor prior_probs() const override;                                        // uniform (the stationary law)
+  bool has_generator() const override { return false; }
+  bool ordinal_states() const override { return true; }
 
  protected:
   torch::Tensor build_grid_table() const override;  // cumulative products
@@ -50,6 +52,7 @@ class BlackoutProcess : public CategoricalProcess {
   torch::Tensor qstep(const torch::Tensor& s, const torch::Tensor& t) const override;
   torch::Tensor rate(const torch::Tensor& t) const override;
   torch::Tensor prior_probs() const override;
+  bool ordinal_states() const override { return true; }  // counts 0..K-1; reverse jumps are births n -> n + 1
 
   // Gathers in closed form (no [T + 1, V, V] table: 525 MB at K = 256, T = 1000): Bin(.; x0, alpha_t) rows,
   // x_t by binomial sampling.

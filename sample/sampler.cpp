@@ -5,33 +5,69 @@
 #include <map>
 #include <stdexcept>
 
+#include "core/categorical.h"
+#include "core/gaussian.h"
+#include "core/mixture_kernels.h"
 #include "sample/ancestral.h"
 
 namespace gsdiff {
 
 namespace {
 
+using SamplerFn = torch::Tensor (*)(const Process&, const DenoiseFn&, const std::vector<double>&, at::IntArrayRef,
+                                    torch::Generator&, const Progress&, const SamplerOptions&);
+// Why a sampler cannot run on a process with these options ("" when it can).
+using Refusal = std::string (*)(const Process&, const SamplerOptions&);
+
+const CategoricalProcess* cat(const Process& p) { return dynamic_cast<const CategoricalProcess*>(&p); }
+
+std::string any_process(const Process&, const SamplerOptions&) { return ""; }
+std::string gaussian_only(const Process& p, const SamplerOptions&) {
+  return dynamic_cast<const GaussianProcess*>(&p) ? "" : "it needs a Gaussian process";
+}
+std::string categorical_only(const Process& p, const SamplerOptions&) {
+  return cat(p) ? "" : "it needs a categorical process";
+}
+std::string with_generator(const Process& p, const SamplerOptions& o) {
+  if (!cat(p)) return "it needs a categorical process";
+  if (!cat(p)->has_generator()) return "it steps the reverse CTMC, and this discrete-time kernel has no generator R_t";
+  return "";
+}
+std::string tau_leaping(const Process& p, const SamplerOptions& o) {
+  auto why = with_generator(p, o);
+  if (why.empty() && o.ordinal && !cat(p)->ordinal_states())
+    return "ordinal steps add jump displacements, and its states are not ordered (ordinal: blackout, discretized-gaussian)";
+  return why;
+}
+std::string absorbing_only(const Process& p, const SamplerOptions&) {
+  return dynamic_cast<const AbsorbingProcess*>(&p) ? "" : "its cache is exact only for the absorbing process";
+}
+
 struct Entry {
-  Space space;
-  bool both;  // usable by both families
-  torch::Tensor (*fn)(const Process&, const DenoiseFn&, const std::vector<double>&, at::IntArrayRef,
-                      torch::Generator&, const Progress&, const SamplerOptions&);
+  SamplerFn fn;
+  Refusal refuses;
 };
 
 const std::map<std::string, Entry>& table() {
   static const std::map<std::string, Entry> t = {
-      {"ancestral", {Space::Continuous, true, &sample_ancestral_any}},
-      {"ddim", {Space::Continuous, false, &sample_ddim}},
-      {"euler-maruyama", {Space::Continuous, false, &sample_euler_maruyama}},
-      {"heun", {Space::Continuous, false, &sample_heun}},
-      {"dpm-solver++", {Space::Continuous, false, &sample_dpm_solver_pp}},
-      {"pc", {Space::Continuous, false, &sample_pc}},
-      {"tau-leaping", {Space::Discrete, false, &sample_tau_leaping}},
-      {"euler", {Space::Discrete, false, &sample_ctmc_euler}},
-      {"tweedie", {Space::Discrete, false, &sample_tweedie}},
-      {"mdlm-cached", {Space::Discrete, false, &sample_mdlm_cached}},
+      {"ancestral", {&sample_ancestral_any, &any_process}},
+      {"ddim", {&sample_ddim, &gaussian_only}},
+      {"euler-maruyama", {&sample_euler_maruyama, &gaussian_only}},
+      {"heun", {&sample_heun, &gaussian_only}},
+      {"dpm-solver++", {&sample_dpm_solver_pp, &gaussian_only}},
+      {"pc", {&sample_pc, &gaussian_only}},
+      {"tau-leaping", {&sample_tau_leaping, &tau_leaping}},
+      {"euler", {&sample_ctmc_euler, &with_generator}},
+      {"tweedie", {&sample_tweedie, &categorical_only}},
+      {"mdlm-cached", {&sample_mdlm_cached, &absorbing_only}},
   };
   return t;
+}
+
+std::string joined(const std::vector<std::string>& v) {
+  std::string s;
+  for (const auto& n : v) s += (s.empty() ? "" : ", ") + n;
+  return s;
 }
 
 }  // namespace
@@ -44,24 +80,38 @@ std::vector<std::string> sampler_names() {
 
 std::vector<std::string> sampler_names(Space space) {
   std::vector<std::string> n;
-  for (const auto& [k, v] : table())
-    if (v.both || v.space == space) n.push_back(k);
+  for (const auto& [k, v] : table()) {
+    const bool gauss = v.refuses == &gaussian_only;
+    if (v.refuses == &any_process || gauss == (space == Space::Continuous)) n.push_back(k);
+  }
   return n;
+}
+
+std::vector<std::string> compatible_samplers(const Process& p, const SamplerOptions& opts) {
+  std::vector<std::string> n;
+  for (const auto& [k, v] : table())
+    if (v.refuses(p, opts).empty()) n.push_back(k);
+  return n;
+}
+
+void check_sampler(const std::string& name, const Process& p, const SamplerOptions& opts) {
+  auto it = table().find(name);
+  if (it == table().end())
+    throw std::invalid_argument("unknown sampler '" + name + "'; known samplers: " + joined(sampler_names()));
+  auto why = it->second.refuses(p, opts);
+  if (!why.empty())
+    throw std::invalid_argument("sampler '" + name + "' does not apply to the " + p.name() + " process: " + why +
+                                "; samplers for it: " + joined(compatible_samplers(p, opts)));
 }
 
 Sampler make_sampler(const std::string& name, const SamplerOptions& opts) {
   auto it = table().find(name);
-  if (it == table().end()) {
-    std::string known;
-    for (const auto& n : sampler_names()) known += (known.empty() ? "" : ", ") + n;
-    throw std::invalid_argument("unknown sampler '" + name + "'; known samplers: " + known);
-  }
+  if (it == table().end())
+    throw std::invalid_argument("unknown sampler '" + name + "'; known samplers: " + joined(sampler_names()));
   auto fn = it->second.fn;
-  auto entry = it->second;
-  return [fn, entry, opts, name](const Process& p, const DenoiseFn& f, const std::vector<double>& grid,
-                                 at::IntArrayRef shape, torch::Generator& gen, const Progress& progress) {
-    if (!entry.both && entry.space != p.space())
-      throw std::invalid_argument("sampler '" + name + "' does not apply to the " + p.name() + " process");
+  return [fn, opts, name](const Process& p, const DenoiseFn& f, const std::vector<double>& grid, at::IntArrayRef shape,
+                          torch::Generator& gen, const Progress& progress) {
+    check_sampler(name, p, opts);
     return p.to_data(fn(p, f, grid, shape, gen, progress, opts));  // e.g. gaussian-embed's codes -> tokens
   };
 }

@@ -72,6 +72,10 @@ torch::Tensor tweedie_reverse_probs(const Process& p, const torch::Tensor& xt, c
 Sampler make_sampler(const std::string& name, const SamplerOptions& opts = {});
 std::vector<std::string> sampler_names();
 std::vector<std::string> sampler_names(Space space);
+// The samplers that run on p with these options (e.g. no tau-leaping for discretized-gaussian: no generator).
+std::vector<std::string> compatible_samplers(const Process& p, const SamplerOptions& opts = {});
+// Throws std::invalid_argument naming the sampler, the process, why, and the compatible samplers.
+void check_sampler(const std::string& name, const Process& p, const SamplerOptions& opts = {});
 
 // Descending time grid with `steps` steps (<= 0: the process's T, or 100 in continuous time):
 //   kind "uniform": t_k = k / n (a discrete-time process gets its own grid i / T, subsampled to `steps`);

@@ -179,7 +179,7 @@ int cmd_bench(int argc, char** argv) {
       {"batch", "batch size", NumFlag::Int64, 0, 1e9, false, false, "data.batch_size, else 8", "0"},
       {"seq-len", "sequence length for sequence models", NumFlag::Int64, 0, 1e9, false, false,
        "data.seq_len, else 256", "0"},
-      {"threads", "intra-op threads", NumFlag::Int, 0, 1 << 16, false, false, "all cores", "0"},
+      {"threads", "intra-op threads", NumFlag::Int, 0, 1 << 16, false, false, "$GSDIFF_THREADS when set, else all cores", "0"},
       {"sample-calls", "timed sampling network calls (-1 = --steps)", NumFlag::Int64, -1, 1e9, false, false,
        "no sampling", "-1"},
       {"seed", "seed", NumFlag::UInt64, 0, std::numeric_limits<double>::infinity(), false, false, "", "0"}};

@@ -48,7 +48,7 @@ int cmd_eval(int argc, char** argv) {
       {"max-passes", "most passes with --target-stderr", NumFlag::Int64, 1, 1e9},
       {"batch-size", "examples per batch", NumFlag::Int64, 1, 1e9},
       {"seed", "seed of the Monte-Carlo generator", NumFlag::UInt64, 0, inf},
-      {"threads", "intra-op threads", NumFlag::Int, 0, 1 << 16, false, false, "all cores", "0"},
+      {"threads", "intra-op threads", NumFlag::Int, 0, 1 << 16, false, false, "$GSDIFF_THREADS when set, else all cores", "0"},
       {"ode-steps", "ODE integrator steps", NumFlag::Int64, 1, 1e9, false, false, "", "100"},
       {"switch", "expert switching time tau", NumFlag::Real, 0, 1, true, true, "", "0.5"}};
   add_num_flags(o, nums);

@@ -23,6 +23,7 @@ int cmd_sample(int argc, char** argv) {
       cxxopts::value<std::string>()->default_value("ancestral"))(
       "model", "sample from a TorchScript export (gsdiff export) instead of a checkpoint", cxxopts::value<std::string>())(
       "low-noise-checkpoint", "expert switching: this checkpoint serves t <= --switch", cxxopts::value<std::string>())(
+      "ordinal", "tau-leaping on ordered states (blackout): add the fired jumps' displacements (many births per step)")(
       "no-ema", "use the raw weights instead of the EMA")(
       "out", "output file (.png for images, .txt for text)", cxxopts::value<std::string>())(
       "device", "cpu or cuda", cxxopts::value<std::string>()->default_value("cpu"))(
@@ -42,7 +43,7 @@ int cmd_sample(int argc, char** argv) {
        NumFlag::Int64, -1, 1e9},
       {"guidance", "classifier-free guidance weight w: (1 + w) cond - w uncond (Ho & Salimans 2022); needs --class",
        NumFlag::Real, -1e6, 1e6, false, false, "no guidance", "0"},
-      {"threads", "intra-op threads", NumFlag::Int, 0, 1 << 16, false, false, "all cores", "0"}};
+      {"threads", "intra-op threads", NumFlag::Int, 0, 1 << 16, false, false, "$GSDIFF_THREADS when set, else all cores", "0"}};
   add_num_flags(o, nums);
   auto args = parse_checked(o, argc, argv, nums);
   if (args.count("help")) {
@@ -56,6 +57,7 @@ int cmd_sample(int argc, char** argv) {
     so.eta = args["eta"].as<double>();
     so.snr = args["snr"].as<double>();
     so.corrector_steps = args["corrector-steps"].as<int64_t>();
+    so.ordinal = args.count("ordinal") > 0;
     so.device = parse_device(args["device"].as<std::string>());
     sample_export_to_file(args["model"].as<std::string>(), args["sampler"].as<std::string>(), so,
                           args.count("num") ? args["num"].as<int64_t>() : 64, args.count("steps") ? args["steps"].as<int64_t>() : 0,
@@ -104,6 +106,7 @@ int cmd_sample(int argc, char** argv) {
     so.eta = args["eta"].as<double>();
     so.snr = args["snr"].as<double>();
     so.corrector_steps = args["corrector-steps"].as<int64_t>();
+    so.ordinal = args.count("ordinal") > 0;
     so.denoiser_uses_t = r.model->uses_time() || args.count("low-noise-checkpoint") > 0;  // experts switch on t
     so.device = req.device;
     auto ds = data::make_dataset(eval_data_config(r.config));

@@ -55,7 +55,7 @@ int cmd_train(int argc, char** argv) {
       "plugin", "shared library registering extra processes (repeatable)", cxxopts::value<std::vector<std::string>>())(
       "quiet", "no progress lines")("h,help", "show this help");
   const std::vector<NumFlag> nums = {
-      {"threads", "intra-op threads", NumFlag::Int, 0, 1 << 16, false, false, "all cores", "0"},
+      {"threads", "intra-op threads", NumFlag::Int, 0, 1 << 16, false, false, "$GSDIFF_THREADS when set, else all cores", "0"},
       {"dist-timeout", "seconds a rank waits for the others (rendezvous, each all-reduce) before it stops with an "
        "error naming the silent rank", NumFlag::Real, 0, 1e7, true, false, "", "1800"}};
   add_num_flags(o, nums);

@@ -116,7 +116,7 @@ TEST(BadFlags, HelpStatesRangesAndWhatZeroMeans) {
   auto h = help_of("sample");
   EXPECT_NE(h.find("number of samples (default: the checkpoint's sample.num) (an integer in [1, 100000000])"),
             std::string::npos) << h;
-  EXPECT_NE(h.find("intra-op threads (an integer in [0, 65536]; 0 = all cores)"), std::string::npos) << h;
+  EXPECT_NE(h.find("intra-op threads (an integer in [0, 65536]; 0 = $GSDIFF_THREADS when set, else all cores)"), std::string::npos) << h;
   EXPECT_NE(help_of("eval").find("score only the first N examples (an integer in [0, 1000000000000]; 0 = all)"),
             std::string::npos);
   auto t = help_of("train");

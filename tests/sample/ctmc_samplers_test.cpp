@@ -14,9 +14,19 @@ using testing::empirical;
 using testing::exact_categorical_denoiser;
 using testing::tv_tol;
 
+// K = 4 over each registered categorical kernel (rate-matrix: a birth-death generator on 4 states that is
+// not symmetric, so its stationary law, the prior, is not uniform; discretized-gaussian is discrete time only).
+nlohmann::json cat_config(const std::string& name, int64_t steps) {
+  nlohmann::json j = {{"name", name}, {"K", 4}, {"steps", steps}, {"dtype", "float64"}};
+  if (name == "rate-matrix")
+    j["rates"] = {{-1.0, 1.0, 0.0, 0.0}, {0.5, -1.0, 0.5, 0.0}, {0.0, 0.5, -1.0, 0.5}, {0.0, 0.0, 1.0, -1.0}};
+  if (name == "rate-matrix") j.erase("K");
+  return j;
+}
+
 std::unique_ptr<CategoricalProcess> make_cat(const std::string& name, int64_t steps = 0) {
   register_builtins();
-  auto p = make_process({{"name", name}, {"K", 4}, {"steps", steps}, {"dtype", "float64"}});
+  auto p = make_process(cat_config(name, steps));
   return std::unique_ptr<CategoricalProcess>(dynamic_cast<CategoricalProcess*>(p.release()));
 }
 
@@ -30,18 +40,21 @@ struct CtmcCase {
   int64_t steps;
   double slack;  // discretisation slack on TV: tau-leaping / Euler are first order in the step (measured
                  // TV error at these steps < slack / 3); the exact-step samplers have none
+  int64_t T = 0;         // the process's steps (0 = continuous time)
+  bool ordinal = false;  // tau-leaping's ordinal step
 };
 
 class CategoricalRecovery : public ::testing::TestWithParam<CtmcCase> {};
 
 TEST_P(CategoricalRecovery, TotalVariationWithinSamplingError) {
   const auto c = GetParam();
-  auto p = make_cat(c.process);
+  auto p = make_cat(c.process, c.T);
   auto px0 = data_law();
   const int64_t N = 8000;
   auto gen = testing::seeded(11);
   SamplerOptions so;
   so.denoiser_uses_t = false;  // the exact absorbing/uniform p(x0 | x_t) normalises away t's factors
+  so.ordinal = c.ordinal;
   auto x = make_sampler(c.sampler, so)(*p, exact_categorical_denoiser(*p, px0), time_grid(*p, c.steps), {N, 3}, gen, {});
   ASSERT_EQ(x.sizes(), (std::vector<int64_t>{N, 3}));
   EXPECT_TRUE(((x >= 0) & (x < 4)).all().item<bool>()) << "mask or out-of-range states left";
@@ -52,19 +65,66 @@ TEST_P(CategoricalRecovery, TotalVariationWithinSamplingError) {
   }
 }
 
+// Every registered categorical process x every sampler that applies to it (the others are refused, below), in
+// continuous time and, for the exact-step samplers, in discrete time on a subsampled grid of T = 1000.
 INSTANTIATE_TEST_SUITE_P(
     Samplers, CategoricalRecovery,
     ::testing::Values(CtmcCase{"absorbing", "ancestral", 50, 0.0}, CtmcCase{"absorbing", "tau-leaping", 100, 0.02},
                       CtmcCase{"absorbing", "euler", 100, 0.02}, CtmcCase{"absorbing", "tweedie", 50, 0.0},
                       CtmcCase{"absorbing", "mdlm-cached", 50, 0.0}, CtmcCase{"uniform", "ancestral", 50, 0.0},
                       CtmcCase{"uniform", "tau-leaping", 200, 0.03}, CtmcCase{"uniform", "euler", 200, 0.03},
-                      CtmcCase{"uniform", "tweedie", 50, 0.0}),
+                      CtmcCase{"uniform", "tweedie", 50, 0.0},
+                      CtmcCase{"blackout", "ancestral", 50, 0.0}, CtmcCase{"blackout", "tau-leaping", 200, 0.03},
+                      CtmcCase{"blackout", "tau-leaping", 200, 0.03, 0, true}, CtmcCase{"blackout", "euler", 200, 0.03},
+                      CtmcCase{"blackout", "tweedie", 50, 0.0},
+                      CtmcCase{"rate-matrix", "ancestral", 50, 0.0}, CtmcCase{"rate-matrix", "tau-leaping", 200, 0.03},
+                      CtmcCase{"rate-matrix", "euler", 200, 0.03}, CtmcCase{"rate-matrix", "tweedie", 50, 0.0},
+                      CtmcCase{"discretized-gaussian", "ancestral", 50, 0.0, 1000},
+                      CtmcCase{"discretized-gaussian", "tweedie", 50, 0.0, 1000},
+                      CtmcCase{"absorbing", "ancestral", 50, 0.0, 1000}, CtmcCase{"uniform", "tweedie", 50, 0.0, 1000},
+                      CtmcCase{"blackout", "ancestral", 50, 0.0, 1000}, CtmcCase{"rate-matrix", "tweedie", 50, 0.0, 1000}),
     [](const auto& info) {
-      std::string n = info.param.process + "_" + info.param.sampler;
+      std::string n = info.param.process + "_" + info.param.sampler + (info.param.ordinal ? "_ordinal" : "") +
+                      (info.param.T > 0 ? "_T" + std::to_string(info.param.T) : "");
       for (auto& ch : n)
         if (!isalnum(ch)) ch = '_';
       return n;
     });
+
+// A pair that cannot work is refused before it runs, with the compatible samplers named.
+TEST(SamplerRegistry, IncompatiblePairsNameTheSamplersThatApply) {
+  struct Refused {
+    std::string process, sampler;
+    bool ordinal;
+    std::string why, compatible;
+  };
+  const std::vector<Refused> cases = {
+      {"discretized-gaussian", "tau-leaping", false, "no generator R_t", "ancestral, tweedie"},
+      {"discretized-gaussian", "euler", false, "no generator R_t", "ancestral, tweedie"},
+      {"uniform", "mdlm-cached", false, "exact only for the absorbing process", "ancestral, euler, tau-leaping, tweedie"},
+      {"uniform", "tau-leaping", true, "its states are not ordered", "ancestral, euler, tweedie"},
+      {"absorbing", "ddim", false, "needs a Gaussian process", "ancestral, euler, mdlm-cached, tau-leaping, tweedie"},
+  };
+  for (const auto& c : cases) {
+    auto p = make_cat(c.process, c.process == "discretized-gaussian" ? 1000 : 0);
+    SamplerOptions so;
+    so.ordinal = c.ordinal;
+    so.denoiser_uses_t = false;
+    auto gen = testing::seeded(0);
+    try {
+      make_sampler(c.sampler, so)(*p, exact_categorical_denoiser(*p, data_law()), time_grid(*p, 4), {2, 3}, gen, {});
+      ADD_FAILURE() << c.process << "/" << c.sampler << " ran";
+    } catch (const std::invalid_argument& e) {
+      const std::string msg = e.what();
+      EXPECT_NE(msg.find("sampler '" + c.sampler + "' does not apply to the " + c.process + " process"), std::string::npos) << msg;
+      EXPECT_NE(msg.find(c.why), std::string::npos) << msg;
+      EXPECT_NE(msg.find("samplers for it: " + c.compatible), std::string::npos) << msg;
+    }
+  }
+  for (const std::string name : {"absorbing", "uniform", "blackout", "rate-matrix"})
+    for (const auto& s : compatible_samplers(*make_cat(name)))
+      EXPECT_NE(s, "ddim") << name;
+}
 
 // SEDD's analytic step written with the inverse kernel, r_s = r_t Q_{t|s}^{-1} (Lou et al. 2024, Thm 4.2),
 // for Q_{t|s} = a I + (1 - a) 1 pi^T: Q^{-1} = I / a - (1 - a) / a 1 pi^T. It equals both

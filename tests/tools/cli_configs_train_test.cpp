@@ -147,7 +147,7 @@ std::string shrink(const Case& c) {
          " --set data.path=" + gcide_text8() + " --set data.seq_len=32 --set data.train_frac=0.9 --set data.valid_frac=0.95";
   if (c.data == Data::Markov)
     s += " --set model.dim=32 --set model.depth=1 --set model.num_heads=2 --set model.cond_dim=16 --set model.dropout=0.0";
-  return s + " --threads 2 --quiet";
+  return s + " --threads 1 --quiet";
 }
 
 struct Bound {
@@ -161,7 +161,7 @@ struct Bound {
 Bound eval_bound(const std::string& ckpt, const Case& c) {
   const bool continuous = c.config["process"].value("steps", int64_t(0)) == 0;
   auto r = run_cli("eval --checkpoint " + ckpt + " --limit " + std::to_string(kEvalExamples) +
-                   " --batch-size 32 --seed 1 --threads 2 --per-example" + (continuous ? " --exact --time-samples 8" : " --time-samples 16") + c.flags);
+                   " --batch-size 32 --seed 1 --threads 1 --per-example" + (continuous ? " --quadrature-nodes 8" : " --time-samples 16") + c.flags);
   EXPECT_EQ(r.rc, 0) << r.out;
   auto pos = r.out.rfind("\n{");
   auto j = json::parse(r.out.substr(pos == std::string::npos ? r.out.find('{') : pos + 1));
@@ -249,7 +249,7 @@ TEST_P(ShippedConfigTrains, FiniteStepsFallingBoundEvalAndSample) {
                                  << drop << " +- " << drop_se;
 
   const std::string sample = out + (c.data == Data::Images ? "/s.png" : "/s.txt");
-  auto sa = run_cli("sample --checkpoint " + out + ck + " --num 4 --steps 10 --seed 0 --threads 2 --out " + sample + c.flags);
+  auto sa = run_cli("sample --checkpoint " + out + ck + " --num 4 --steps 10 --seed 0 --threads 1 --out " + sample + c.flags);
   ASSERT_EQ(sa.rc, 0) << sa.out;
   expect_valid_sample(sample, c.data);
   std::cout << "[ " << c.name << " ] bound " << before.mean << " +- " << before.se << " -> " << after.mean << " +- "

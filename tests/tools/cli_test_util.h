@@ -31,7 +31,8 @@ inline Run run_shell(const std::string& cmd_line) {
 }
 
 // Runs the gsdiff binary under test with `args`.
-inline Run run_gsdiff(const std::string& args) { return run_shell(std::string(GSDIFF_CLI) + " " + args); }
+// GSDIFF_THREADS=1: ctest -j2 runs two commands at once; commands without --threads take one core each.
+inline Run run_gsdiff(const std::string& args) { return run_shell("GSDIFF_THREADS=1 " + std::string(GSDIFF_CLI) + " " + args); }
 inline Run run_cli(const std::string& args) { return run_gsdiff(args); }
 
 // A fresh (removed) path under the temp dir for one test's output.
