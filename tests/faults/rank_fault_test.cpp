@@ -10,7 +10,7 @@ namespace {
 
 using namespace gsdiff::faults;
 
-constexpr int64_t kSteps = 12;
+constexpr int64_t kRankSteps = 12;
 
 std::string faulty(int rank, const std::string& fault, int64_t step) {
   return " --set debug.fault=" + fault + " --set debug.fault_rank=" + std::to_string(rank) +
@@ -36,8 +36,8 @@ struct Pair {
 
 Pair start_pair(const std::string& dir, const std::string& extra) {
   const int port = free_port();
-  return {spawn_rank(tiny_train(dir, kSteps, extra), dir + ".r0.log", 0, 2, port),
-          spawn_rank(tiny_train(dir, kSteps, extra), dir + ".r1.log", 1, 2, port)};
+  return {spawn_rank(tiny_train(dir, kRankSteps, extra), dir + ".r0.log", 0, 2, port),
+          spawn_rank(tiny_train(dir, kRankSteps, extra), dir + ".r1.log", 1, 2, port)};
 }
 
 // Rank `dead` SIGKILLed mid-backward at step 7 (checkpoints every 3 steps): the survivor fails fast naming it; the
@@ -45,7 +45,7 @@ Pair start_pair(const std::string& dir, const std::string& extra) {
 void killed_rank_case(int dead) {
   const std::string every = " --set train.checkpoint_every=3 --dist-timeout 30";
   const auto ref_dir = fresh_dir("rank_ref_" + std::to_string(dead));
-  auto ref = run_shell(kLaunch2 + tiny_train(ref_dir, kSteps, "--quiet" + every));
+  auto ref = run_shell(kLaunch2 + tiny_train(ref_dir, kRankSteps, "--quiet" + every));
   ASSERT_EQ(ref.rc, 0) << ref.out;
 
   const auto dir = fresh_dir("rank_kill_" + std::to_string(dead));
@@ -70,7 +70,7 @@ void killed_rank_case(int dead) {
   EXPECT_LT(secs, 30.0);
   ASSERT_EQ(gsdiff::newest_valid_checkpoint(dir), dir + "/ckpt-00000006.gsdiff");
 
-  auto re = run_shell(kLaunch2 + tiny_train(dir, kSteps, "--resume auto --quiet" + every));
+  auto re = run_shell(kLaunch2 + tiny_train(dir, kRankSteps, "--resume auto --quiet" + every));
   ASSERT_EQ(re.rc, 0) << re.out;
   EXPECT_EQ(compare_losses(train_lines(dir + "/metrics.jsonl"), train_lines(ref_dir + "/metrics.jsonl")), "");
   fs::remove_all(dir);

@@ -11,13 +11,13 @@ namespace {
 
 using namespace gsdiff::faults;
 
-constexpr int64_t kSteps = 24;
+constexpr int64_t kSignalSteps = 24;
 
 // The uninterrupted reference run, once per binary.
 const std::map<int64_t, nlohmann::json>& reference_losses() {
   static const auto ref = [] {
     const auto dir = fresh_dir("signals_ref");
-    auto r = run_shell(tiny_train(dir, kSteps, "--quiet"));
+    auto r = run_shell(tiny_train(dir, kSignalSteps, "--quiet"));
     EXPECT_EQ(r.rc, 0) << r.out;
     return train_lines(dir + "/metrics.jsonl");
   }();
@@ -36,9 +36,9 @@ class StopSignal : public ::testing::TestWithParam<int> {};
 TEST_P(StopSignal, FinishesTheStepCheckpointsExits75AndResumesBitForBit) {
   const int sig = GetParam();
   const auto& ref = reference_losses();
-  ASSERT_EQ(int64_t(ref.size()), kSteps);
+  ASSERT_EQ(int64_t(ref.size()), kSignalSteps);
   const auto dir = fresh_dir("signal_" + std::to_string(sig));
-  auto c = spawn(tiny_train(dir, kSteps), dir + ".log");
+  auto c = spawn(tiny_train(dir, kSignalSteps), dir + ".log");
   ASSERT_TRUE(wait_until([&] { return count_train_lines(dir + "/metrics.jsonl") >= 4; }, 60)) << bytes_of(c.log);
   const auto t0 = std::chrono::steady_clock::now();
   ::kill(c.pid, sig);
@@ -49,7 +49,7 @@ TEST_P(StopSignal, FinishesTheStepCheckpointsExits75AndResumesBitForBit) {
   ASSERT_EQ(exit_code(c), 75) << log;
   const int64_t stop = interrupted_step(log);
   ASSERT_GE(stop, 4) << log;
-  ASSERT_LT(stop, kSteps) << log;
+  ASSERT_LT(stop, kSignalSteps) << log;
   EXPECT_NE(log.find("stopped at step " + std::to_string(stop) + " (" + strsignal_name(sig)), std::string::npos) << log;
   // One checkpoint, at the stop step, valid; the step's metrics line is written too.
   const auto ckpts = gsdiff::list_checkpoints(dir);
@@ -58,7 +58,7 @@ TEST_P(StopSignal, FinishesTheStepCheckpointsExits75AndResumesBitForBit) {
   EXPECT_NO_THROW(gsdiff::read_checkpoint_file(ckpts[0]));
   EXPECT_EQ(count_train_lines(dir + "/metrics.jsonl"), stop);
 
-  auto re = run_shell(tiny_train(dir, kSteps, "--resume auto --quiet"));
+  auto re = run_shell(tiny_train(dir, kSignalSteps, "--resume auto --quiet"));
   ASSERT_EQ(re.rc, 0) << re.out;
   EXPECT_EQ(compare_losses(train_lines(dir + "/metrics.jsonl"), ref), "") << "resumed run differs from the uninterrupted one";
   fs::remove_all(dir);
@@ -73,7 +73,7 @@ INSTANTIATE_TEST_SUITE_P(Signals, StopSignal, ::testing::Values(SIGTERM, SIGINT,
 TEST(StopSignalBurst, SecondSignalsDuringTheCheckpointWriteDoNotCorruptIt) {
   const auto& ref = reference_losses();
   const auto dir = fresh_dir("signal_burst");
-  auto c = spawn(tiny_train(dir, kSteps), dir + ".log");
+  auto c = spawn(tiny_train(dir, kSignalSteps), dir + ".log");
   ASSERT_TRUE(wait_until([&] { return count_train_lines(dir + "/metrics.jsonl") >= 3; }, 60)) << bytes_of(c.log);
   int sent = 0;
   const int kinds[] = {SIGTERM, SIGINT, SIGUSR1};
@@ -93,7 +93,7 @@ TEST(StopSignalBurst, SecondSignalsDuringTheCheckpointWriteDoNotCorruptIt) {
   const auto ckpts = gsdiff::list_checkpoints(dir);
   ASSERT_EQ(ckpts.size(), 1u);
   EXPECT_NO_THROW(gsdiff::read_checkpoint_file(ckpts[0]));
-  auto re = run_shell(tiny_train(dir, kSteps, "--resume auto --quiet"));
+  auto re = run_shell(tiny_train(dir, kSignalSteps, "--resume auto --quiet"));
   ASSERT_EQ(re.rc, 0) << re.out;
   EXPECT_EQ(compare_losses(train_lines(dir + "/metrics.jsonl"), ref), "");
   fs::remove_all(dir);
@@ -105,15 +105,15 @@ TEST(StopSignalBurst, SecondSignalsDuringTheCheckpointWriteDoNotCorruptIt) {
 TEST(StopSignalDistributed, EveryRankStopsAtTheSameStepAndTheRunResumesBitForBit) {
   const std::string dist = " --dist-timeout 60";
   const auto ref_dir = fresh_dir("signal_dist_ref");
-  auto ref = run_shell(kLaunch2 + tiny_train(ref_dir, kSteps, "--quiet" + dist));
+  auto ref = run_shell(kLaunch2 + tiny_train(ref_dir, kSignalSteps, "--quiet" + dist));
   ASSERT_EQ(ref.rc, 0) << ref.out;
   const auto want = train_lines(ref_dir + "/metrics.jsonl");
-  ASSERT_EQ(int64_t(want.size()), kSteps);
+  ASSERT_EQ(int64_t(want.size()), kSignalSteps);
 
   const auto dir = fresh_dir("signal_dist");
   const int port = free_port();
-  auto r0 = spawn_rank(tiny_train(dir, kSteps, dist), dir + ".r0.log", 0, 2, port);
-  auto r1 = spawn_rank(tiny_train(dir, kSteps, dist), dir + ".r1.log", 1, 2, port);
+  auto r0 = spawn_rank(tiny_train(dir, kSignalSteps, dist), dir + ".r0.log", 0, 2, port);
+  auto r1 = spawn_rank(tiny_train(dir, kSignalSteps, dist), dir + ".r1.log", 1, 2, port);
   ASSERT_TRUE(wait_until([&] { return count_train_lines(dir + "/metrics.jsonl") >= 4; }, 60)) << bytes_of(r0.log);
   ::kill(r1.pid, SIGTERM);
   ASSERT_TRUE(wait_for_exit(r0, 60) && wait_for_exit(r1, 60)) << bytes_of(r0.log) << bytes_of(r1.log);
@@ -128,7 +128,7 @@ TEST(StopSignalDistributed, EveryRankStopsAtTheSameStepAndTheRunResumesBitForBit
   ASSERT_EQ(ckpts.size(), 1u);
   EXPECT_EQ(gsdiff::checkpoint_step(ckpts[0]), s0);
 
-  auto c = spawn(kLaunch2 + tiny_train(dir, kSteps, "--resume auto" + dist), dir + ".launch.log");
+  auto c = spawn(kLaunch2 + tiny_train(dir, kSignalSteps, "--resume auto" + dist), dir + ".launch.log");
   ASSERT_TRUE(wait_until([&] { return count_train_lines(dir + "/metrics.jsonl") >= s0 + 3; }, 60)) << bytes_of(c.log);
   ::kill(c.pid, SIGTERM);  // launch.sh forwards it to both ranks and waits for them
   ASSERT_TRUE(wait_for_exit(c, 60)) << bytes_of(c.log);
@@ -137,7 +137,7 @@ TEST(StopSignalDistributed, EveryRankStopsAtTheSameStepAndTheRunResumesBitForBit
   EXPECT_GT(s2, s0) << bytes_of(c.log);
   EXPECT_TRUE(fs::exists(dir + "/" + gsdiff::checkpoint_name(s2)));
 
-  auto fin = run_shell(kLaunch2 + tiny_train(dir, kSteps, "--resume auto --quiet" + dist));
+  auto fin = run_shell(kLaunch2 + tiny_train(dir, kSignalSteps, "--resume auto --quiet" + dist));
   ASSERT_EQ(fin.rc, 0) << fin.out;
   EXPECT_EQ(compare_losses(train_lines(dir + "/metrics.jsonl"), want), "");
   fs::remove_all(dir);
