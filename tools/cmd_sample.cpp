@@ -16,6 +16,20 @@
 
 namespace gsdiff::cli {
 
+namespace {
+
+// The sampler flags every sampling path shares (eta, snr, corrector steps, ordinal).
+SamplerOptions sampler_options(const cxxopts::ParseResult& args) {
+  SamplerOptions so;
+  so.eta = args["eta"].as<double>();
+  so.snr = args["snr"].as<double>();
+  so.corrector_steps = args["corrector-steps"].as<int64_t>();
+  so.ordinal = args.count("ordinal") > 0;
+  return so;
+}
+
+}  // namespace
+
 int cmd_sample(int argc, char** argv) {
   cxxopts::Options o(argv[0], "Sample from a checkpoint: PNG grid (images) or one line per sample (text).");
   o.add_options()("checkpoint", "checkpoint file", cxxopts::value<std::string>())(
@@ -53,11 +67,7 @@ int cmd_sample(int argc, char** argv) {
   check_input_files(args, {"checkpoint", "model", "low-noise-checkpoint", "plugin"});
   if (args.count("model") && args.count("out")) {  // the export alone (issue #7)
     set_threads(args["threads"].as<int>());
-    SamplerOptions so;
-    so.eta = args["eta"].as<double>();
-    so.snr = args["snr"].as<double>();
-    so.corrector_steps = args["corrector-steps"].as<int64_t>();
-    so.ordinal = args.count("ordinal") > 0;
+    SamplerOptions so = sampler_options(args);
     so.device = parse_device(args["device"].as<std::string>());
     sample_export_to_file(args["model"].as<std::string>(), args["sampler"].as<std::string>(), so,
                           args.count("num") ? args["num"].as<int64_t>() : 64, args.count("steps") ? args["steps"].as<int64_t>() : 0,
@@ -102,11 +112,7 @@ int cmd_sample(int argc, char** argv) {
         throw std::invalid_argument("--low-noise-checkpoint: the two experts must share one process");
       f = switch_experts(denoise_fn(r.model), denoise_fn(low.model), args["switch"].as<double>());
     }
-    SamplerOptions so;
-    so.eta = args["eta"].as<double>();
-    so.snr = args["snr"].as<double>();
-    so.corrector_steps = args["corrector-steps"].as<int64_t>();
-    so.ordinal = args.count("ordinal") > 0;
+    SamplerOptions so = sampler_options(args);
     so.denoiser_uses_t = r.model->uses_time() || args.count("low-noise-checkpoint") > 0;  // experts switch on t
     so.device = req.device;
     auto ds = data::make_dataset(eval_data_config(r.config));
