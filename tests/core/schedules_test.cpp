@@ -116,7 +116,9 @@ TEST(SchedulesAgainstPapers, DdpmAndIddpmDiscreteProductsEqualThePapersTables) {
     abar_c *= 1.0 - beta_c;
     EXPECT_NEAR(sched_a2(*ddpm, double(i) / T) / abar, 1.0, 1e-12) << i;
     EXPECT_NEAR(sched_a2(*iddpm, double(i) / T) / abar_c, 1.0, 1e-10) << i;
-    if (i < T) EXPECT_NEAR(abar_c, f(double(i) / T) / f(0.0), 1e-12) << i;  // clipping acts at i = T only
+    if (i < T) {  // clipping acts at i = T only
+      EXPECT_NEAR(abar_c, f(double(i) / T) / f(0.0), 1e-12) << i;
+    }
   }
   // The continuous form of linear-beta is not DDPM's table: log alpha-bar(1) = -10.05 against -10.118
   // (sum log(1 - beta_j) = -sum beta_j - sum beta_j^2 / 2 - ...).
