@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <unistd.h>
 
 #include "core/registry.h"
 #include "sample/ancestral.h"
@@ -47,7 +48,7 @@ TEST(Ancestral, DiscreteTimeGridIsTheProcessGrid) {
 }
 
 TEST(Writers, PngRoundTripIsByteExact) {
-  auto dir = std::filesystem::temp_directory_path() / "gsdiff_sample_png";
+  auto dir = std::filesystem::temp_directory_path() / ("gsdiff_sample_png_" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
   auto gen = at::detail::createCPUGenerator(1);
   for (int64_t C : {1, 3}) {

@@ -5,6 +5,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include <unistd.h>
+
 #include "core/registry.h"
 #include "models/model_test_util.h"
 #include "sample/export.h"
@@ -61,7 +63,10 @@ TEST_P(DiffusersOracle, SameSamplesFromTheSameExportAndNoise) {
   const std::vector<int64_t> shape{3, 8, 8};
   auto meta = export_meta(process->options_json(), net->config(), shape, "");
   meta["process"]["name"] = process->name();
-  const auto path = oracle_tmp("unet_ddpm.pt");
+  // Files per case and per process: ctest -j runs the cases side by side (a shared export was once rewritten while
+  // another case read it: "PytorchStreamReader failed reading file").
+  const std::string tag = c.sampler + "_" + std::to_string(c.steps) + "_" + std::to_string(::getpid());
+  const auto path = oracle_tmp(tag + "_unet_ddpm.pt");
   export_model(net, meta, torch::zeros({2, 3, 8, 8}), torch::full({2}, 0.5), path);
   auto ex = load_export(path);  // as `gsdiff sample --model` does: the process from the export's metadata
   auto from_meta = make_process(ex.meta.at("process"));
@@ -73,7 +78,7 @@ TEST_P(DiffusersOracle, SameSamplesFromTheSameExportAndNoise) {
   auto ours = make_sampler(c.sampler, so)(*from_meta, jit_denoise_fn(ex.module), time_grid(*from_meta, c.steps), {B, 3, 8, 8}, gen, {});
   ours = ours.to(torch::kFloat64).flatten();
 
-  const auto out = oracle_tmp(c.sampler + ".txt"), log = oracle_tmp(c.sampler + ".log");
+  const auto out = oracle_tmp(tag + ".txt"), log = oracle_tmp(tag + ".log");
   const std::string cmd = py + " " + GSDIFF_SOURCE_DIR + "/tests/sample/diffusers_oracle.py " + path + " " + c.sampler + " " +
                           std::to_string(c.steps) + " " + std::to_string(seed) + " " + std::to_string(B) + " " + out + " > " +
                           log + " 2>&1";

@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <unistd.h>
 
 #include "core/registry.h"
 #include "models/model_test_util.h"
@@ -49,7 +50,7 @@ torch::Tensor example(const ExportCase& c, int64_t B) {
 }
 
 std::string tmp(const std::string& name) {
-  auto d = std::filesystem::temp_directory_path() / "gsdiff_export_test";
+  auto d = std::filesystem::temp_directory_path() / ("gsdiff_export_test_" + std::to_string(::getpid()));
   std::filesystem::create_directories(d);
   return (d / name).string();
 }

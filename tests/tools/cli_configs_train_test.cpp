@@ -18,6 +18,7 @@
 #include <fstream>
 #include <string>
 #include <vector>
+#include <unistd.h>
 
 #include "tools/cli_test_util.h"
 
@@ -122,10 +123,15 @@ const std::string& gcide_text8() {
     fs::create_directories(dir);
     auto raw = (dir / "gcide.txt").string(), out = (dir / "gcide.text8").string();
     if (fs::exists(out) && fs::file_size(out) > 1000000) return out;
-    auto r = run_shell("zcat " + kGcide + " | head -c 4000000 | sed -e 's/<[^>]*>/ /g' > " + raw);
+    // Made under this process's names and renamed into place: ctest -j runs the cases as processes side by side.
+    const std::string pid = std::to_string(::getpid());
+    auto r = run_shell("zcat " + kGcide + " | head -c 4000000 | sed -e 's/<[^>]*>/ /g' > " + raw + "." + pid);
     if (r.rc != 0) return std::string();
-    auto t = run_cli("data text8ify " + raw + " " + out);
-    return t.rc == 0 ? out : std::string();
+    auto t = run_cli("data text8ify " + raw + "." + pid + " " + out + "." + pid);
+    fs::remove(raw + "." + pid);
+    if (t.rc != 0) return std::string();
+    fs::rename(out + "." + pid, out);
+    return out;
   }();
   return path;
 }

@@ -8,6 +8,7 @@
 #include <array>
 #include <cstdio>
 #include <filesystem>
+#include <unistd.h>
 
 namespace {
 
@@ -30,7 +31,7 @@ nlohmann::json last_json(const std::string& out) {
 
 TEST(CliExport, ExportSampleFromTheExportSwitchAndOde) {
   if (!std::filesystem::exists("/usr/share/datasets/fashion-mnist")) GTEST_SKIP() << "no Fashion-MNIST";
-  auto d = std::filesystem::temp_directory_path() / "gsdiff_cli_export";
+  auto d = std::filesystem::temp_directory_path() / ("gsdiff_cli_export_" + std::to_string(::getpid()));
   std::filesystem::remove_all(d);
   const std::string out = d.string();
   auto tr = run_cli("train --config " + std::string(GSDIFF_SOURCE_DIR) + "/configs/quickstart.json --set train.steps=2"

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <unistd.h>
 
 #include "tools/cli_test_util.h"
 #include "train/tb_reader.h"
@@ -86,7 +87,7 @@ void expect_same(const Logged& ours, const nlohmann::json& theirs) {
 }
 
 TEST(CliTensorBoardReader, ScalarsAndImageAsTensorBoardReadsThem) {
-  auto out = (fs::temp_directory_path() / "gsdiff_cli_tb_reader").string();
+  auto out = (fs::temp_directory_path() / ("gsdiff_cli_tb_reader_" + std::to_string(::getpid()))).string();
   fs::remove_all(out);
   const std::string cfg = std::string(GSDIFF_SOURCE_DIR) + "/configs/quickstart.json";
   auto r = gsdiff::testing::run_gsdiff(
@@ -104,7 +105,7 @@ TEST(CliTensorBoardReader, ScalarsAndImageAsTensorBoardReadsThem) {
 }
 
 TEST(CliTensorBoardReader, TextSamplesAsTensorBoardReadsThem) {
-  auto d = fs::temp_directory_path() / "gsdiff_cli_tb_reader_text";
+  auto d = fs::temp_directory_path() / ("gsdiff_cli_tb_reader_text_" + std::to_string(::getpid()));
   fs::remove_all(d);
   fs::create_directories(d);
   const std::string dir = d.string(), corpus = dir + "/t8.txt";

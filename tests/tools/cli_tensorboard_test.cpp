@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <unistd.h>
 
 #include "tools/cli_test_util.h"
 #include "train/tb_reader.h"
@@ -16,7 +17,7 @@ uint32_t be32(const std::string& s, size_t at) {
 }
 
 TEST(CliTensorBoard, SampleGridImageAndPlainProgressLines) {
-  auto out = (std::filesystem::temp_directory_path() / "gsdiff_cli_tensorboard").string();
+  auto out = (std::filesystem::temp_directory_path() / ("gsdiff_cli_tensorboard_" + std::to_string(::getpid()))).string();
   std::filesystem::remove_all(out);
   const std::string cfg = std::string(GSDIFF_SOURCE_DIR) + "/configs/quickstart.json";
   auto r = gsdiff::testing::run_gsdiff(
@@ -54,7 +55,7 @@ TEST(CliTensorBoard, SampleGridImageAndPlainProgressLines) {
 }
 
 TEST(CliTensorBoard, TextSamplesThroughTheTextPlugin) {
-  auto d = std::filesystem::temp_directory_path() / "gsdiff_cli_tensorboard_text";
+  auto d = std::filesystem::temp_directory_path() / ("gsdiff_cli_tensorboard_text_" + std::to_string(::getpid()));
   std::filesystem::remove_all(d);
   std::filesystem::create_directories(d);
   const std::string dir = d.string(), corpus = dir + "/t8.txt";

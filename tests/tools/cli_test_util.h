@@ -8,6 +8,7 @@
 #include <fstream>
 #include <iterator>
 #include <string>
+#include <unistd.h>
 
 namespace gsdiff::testing {
 
@@ -37,7 +38,7 @@ inline Run run_cli(const std::string& args) { return run_gsdiff(args); }
 
 // A fresh (removed) path under the temp dir for one test's output.
 inline std::string fresh_out_dir(const std::string& name) {
-  auto d = std::filesystem::temp_directory_path() / ("gsdiff_cli_" + name);
+  auto d = std::filesystem::temp_directory_path() / ("gsdiff_cli_" + name + "_" + std::to_string(::getpid()));
   std::filesystem::remove_all(d);
   return d.string();
 }

@@ -6,6 +6,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <unistd.h>
 
 #include "tools/cli_test_util.h"
 
@@ -34,7 +35,7 @@ void expect_text8_lines(const std::string& path, int64_t lines, size_t len) {
 }
 
 TEST(CliText8Gaussian, TrainEvalInBitsPerCharAndSampleText) {
-  auto d = std::filesystem::temp_directory_path() / "gsdiff_cli_text8_gaussian";
+  auto d = std::filesystem::temp_directory_path() / ("gsdiff_cli_text8_gaussian_" + std::to_string(::getpid()));
   std::filesystem::remove_all(d);
   std::filesystem::create_directories(d);
   const std::string dir = d.string(), corpus = dir + "/t8.txt";

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <map>
 #include <sstream>
+#include <unistd.h>
 
 namespace {
 
@@ -47,7 +48,7 @@ TEST(TorchVersions, RandomStreamsAgainstPythonTorch) {
   const std::string py = GSDIFF_PYTHON;
   if (std::system((py + " -c 'import torch' >/dev/null 2>&1").c_str()) != 0)
     GTEST_SKIP() << py << " cannot import torch: run scripts/setup.sh";
-  const auto path = (std::filesystem::temp_directory_path() / "gsdiff_torch_streams.txt").string();
+  const auto path = (std::filesystem::temp_directory_path() / ("gsdiff_torch_streams_" + std::to_string(::getpid()) + ".txt")).string();
   ASSERT_EQ(std::system((py + " " + GSDIFF_SOURCE_DIR + "/tests/train/torch_streams.py > " + path).c_str()), 0);
   auto theirs = python_streams(path);
   auto ours = cpp_streams();

@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <string>
+#include <unistd.h>
 
 #include "data/factory.h"
 #include "models/denoiser.h"
@@ -54,7 +55,7 @@ inline nlohmann::json gmm_config(int64_t steps, int64_t hidden = 64) {
 
 // A fresh, empty directory under the system temp dir.
 inline std::string fresh_dir(const std::string& name) {
-  auto p = std::filesystem::temp_directory_path() / ("gsdiff_train_test_" + name);
+  auto p = std::filesystem::temp_directory_path() / ("gsdiff_train_test_" + name + "_" + std::to_string(::getpid()));
   std::filesystem::remove_all(p);
   std::filesystem::create_directories(p);
   return p.string();
