@@ -174,8 +174,73 @@ ElboTerms negative_elbo(const Process& p, const DenoiseFn& f, const Tensor& x0, 
   return out;
 }
 
+namespace {
+
+// Each example's term: its time, whether it is the reconstruction, its importance weight 1 / P, its bin.
+struct Picked {
+  Tensor t, rec, weight, bin;  // [B] float64, bool, float64, long (or undefined)
+};
+
+// u [B] in [0, 1) -> bin k [B] by the cumulative probabilities, and u's position inside the bin, in [0, 1).
+std::pair<Tensor, Tensor> invert_bins(const Tensor& probs, const Tensor& u) {
+  auto cdf = probs.cumsum(0);                                                             // [N]
+  auto k = torch::searchsorted(cdf, u, false, true).clamp_max(probs.size(0) - 1);      // [B]: first cdf > u
+  auto pk = probs.index_select(0, k);                                                     // [B]
+  auto frac = ((u - (cdf.index_select(0, k) - pk)) / pk).clamp(0.0, 1.0 - 1e-12);     // [B]
+  return {k, frac};
+}
+
+Picked pick_binned(const Process& p, int64_t B, const OneCallOptions& o, torch::Generator& gen, const torch::Device& dev) {
+  auto probs = o.bin_probs().to(dev, torch::kFloat64);
+  probs = probs / probs.sum();
+  const int64_t N = probs.size(0);
+  auto [k, frac] = invert_bins(probs, sample_times(B, 0.0, o.low_discrepancy(), gen, dev));
+  auto pk = probs.index_select(0, k);  // [B]
+  auto f64 = torch::TensorOptions().dtype(torch::kFloat64).device(dev);
+  if (!p.continuous_time()) {
+    TORCH_CHECK(N == p.steps(), "sample_negative_elbo: bin_probs has ", N, " bins; discrete time needs T = ", p.steps());
+    auto i = k + 1;  // term L_{i-1}: i = 1 is the reconstruction
+    return {i.to(torch::kFloat64) / double(N), i == 1, 1.0 / pk, k};
+  }
+  const double q = o.reconstruction_prob(), width = (1.0 - p.t_min()) / double(N);
+  auto rec = (at::rand({B}, gen, f64.device(gen.device())) < q).to(dev);  // [B]
+  auto td = p.t_min() + width * (k.to(torch::kFloat64) + frac);           // [B]
+  auto t = torch::where(rec, torch::full_like(td, p.t_min()), td);
+  auto w = torch::where(rec, torch::full({B}, 1.0 / q, f64), width / (pk * (1.0 - q)));  // 1 / density
+  return {t, rec, w, torch::where(rec, torch::full_like(k, -1), k)};
+}
+
+Picked pick_uniform_or_logsnr(const Process& p, int64_t B, const OneCallOptions& o, torch::Generator& gen,
+                              const torch::Device& dev) {
+  const bool logsnr = o.time_sampling() == "logsnr";
+  if (!logsnr && o.time_sampling() != "uniform")
+    throw std::invalid_argument("time sampling must be uniform or logsnr, got '" + o.time_sampling() + "'");
+  auto f64 = torch::TensorOptions().dtype(torch::kFloat64).device(dev);
+  if (!p.continuous_time()) {
+    const int64_t T = p.steps();
+    if (!logsnr || T < 2) {  // i ~ U{1..T}, weight T (DDPM's L_simple sampling, unweighted)
+      auto i = at::randint(1, T + 1, {B}, gen, torch::TensorOptions().dtype(torch::kLong).device(gen.device())).to(dev);
+      return {i.to(torch::kFloat64) / double(T), i == 1, torch::full({B}, double(T), f64), {}};
+    }
+    auto rec = (at::rand({B}, gen, f64.device(gen.device())) < 1.0 / double(T)).to(dev);  // [B]
+    auto [i, w] = logsnr_steps(gaussian_for_logsnr(p), B, gen, dev);                       // i in 2..T, w = 1 / P(i)
+    i = torch::where(rec, torch::ones_like(i), i);
+    w = torch::where(rec, torch::full({B}, double(T), f64), w * (double(T) / double(T - 1)));
+    return {i.to(torch::kFloat64) / double(T), rec, w, {}};
+  }
+  const double q = o.reconstruction_prob();
+  auto rec = (at::rand({B}, gen, f64.device(gen.device())) < q).to(dev);  // [B]
+  auto [td, wd] = logsnr ? logsnr_times(gaussian_for_logsnr(p), B, o.low_discrepancy(), gen, dev)
+                         : uniform_times(p, B, o.low_discrepancy(), gen, dev);
+  auto t = torch::where(rec, torch::full_like(td, p.t_min()), td);
+  auto w = torch::where(rec, torch::full({B}, 1.0 / q, f64), wd / (1.0 - q));
+  return {t, rec, w, {}};
+}
+
+}  // namespace
+
 ElboSample sample_negative_elbo(const Process& p, const DenoiseFn& f, const Tensor& x0, torch::Generator& gen,
-                                double reconstruction_prob, bool low_discrepancy) {
+                                const OneCallOptions& opts) {
   const int64_t B = x0.size(0);
   auto dev = x0.device();
   auto f64 = torch::TensorOptions().dtype(torch::kFloat64);
@@ -183,24 +248,14 @@ ElboSample sample_negative_elbo(const Process& p, const DenoiseFn& f, const Tens
   out.terms.prior = sum_dims(p.prior_kl(x0)).to(torch::kFloat64);  // [B]
 
   // Which term each example scores, at which time, with which weight.
-  Tensor rec;  // bool [B]: this example scores the reconstruction term
-  double w_rec, w_diff;
-  if (!p.continuous_time()) {
-    const int64_t T = p.steps();
-    auto i = at::randint(1, T + 1, {B}, gen, torch::TensorOptions().dtype(torch::kLong).device(gen.device())).to(dev);  // [B]
-    out.t = i.to(torch::kFloat64) / double(T);
-    rec = i == 1;
-    w_rec = w_diff = double(T);
-  } else {
-    TORCH_CHECK(reconstruction_prob > 0 && reconstruction_prob < 1,
-                "sample_negative_elbo: reconstruction_prob must lie in (0, 1), got ", reconstruction_prob);
-    rec = (at::rand({B}, gen, f64.device(gen.device())) < reconstruction_prob).to(dev);  // [B]
-    auto td = sample_times(B, p.t_min(), low_discrepancy, gen, dev);       // [B]
-    out.t = torch::where(rec, torch::full_like(td, p.t_min()), td);
-    w_rec = 1.0 / reconstruction_prob;
-    w_diff = (1.0 - p.t_min()) / (1.0 - reconstruction_prob);
-  }
-
+  if (p.continuous_time())
+    TORCH_CHECK(opts.reconstruction_prob() > 0 && opts.reconstruction_prob() < 1,
+                "sample_negative_elbo: reconstruction_prob must lie in (0, 1), got ", opts.reconstruction_prob());
+  Picked pick = opts.bin_probs().defined() ? pick_binned(p, B, opts, gen, dev) : pick_uniform_or_logsnr(p, B, opts, gen, dev);
+  out.t = pick.t;
+  out.weight = pick.weight;
+  out.bin = pick.bin;
+  const Tensor rec = pick.rec;
   out.reconstruction_rows = rec;
 
   // The one network call.
@@ -217,11 +272,11 @@ ElboSample sample_negative_elbo(const Process& p, const DenoiseFn& f, const Tens
                   out.pred.index_select(0, idx));
     return zeros.index_add(0, idx, sum_dims(v).to(torch::kFloat64));  // [B]
   };
-  out.terms.reconstruction = w_rec * rows(rec, [&](const Tensor& a, const Tensor& xt, const Tensor& t, const Tensor& pr) {
+  out.terms.reconstruction = pick.weight * rows(rec, [&](const Tensor& a, const Tensor& xt, const Tensor& t, const Tensor& pr) {
     return p.reconstruction(a, xt, t, pr);
   });
   const double dt = p.continuous_time() ? 0.0 : 1.0 / double(p.steps());
-  out.terms.diffusion = w_diff * rows(rec.logical_not(), [&](const Tensor& a, const Tensor& xt, const Tensor& t, const Tensor& pr) {
+  out.terms.diffusion = pick.weight * rows(rec.logical_not(), [&](const Tensor& a, const Tensor& xt, const Tensor& t, const Tensor& pr) {
     return p.continuous_time() ? p.elbo_integrand(a, xt, t, pr) : p.step_kl(a, xt, t - dt, t, pr);
   });
   return out;

@@ -68,9 +68,33 @@ struct ElboSample {
   torch::Tensor xt;    // [B, ...]
   torch::Tensor pred;  // [B, ...]: read_output of the one network call
   torch::Tensor reconstruction_rows;  // bool [B]: the example scored the reconstruction term (else diffusion)
+  torch::Tensor weight;  // [B] float64: the importance weight 1 / P of each example's term (terms = weight * term)
+  torch::Tensor bin;     // long [B]: the term's bin under OneCallOptions::bin_probs (discrete time i - 1;
+                         // continuous time the bin of t, -1 for the reconstruction); undefined without bin_probs
+};
+
+// How the one-call estimator picks each example's term. Every choice is importance-weighted by 1 / P(term), so
+// the per-example total stays an unbiased estimate of -ELBO; the choices differ only in variance.
+struct OneCallOptions {
+  TORCH_ARG(double, reconstruction_prob) = 0.125;  // continuous time: P(the reconstruction term at t_min)
+  TORCH_ARG(bool, low_discrepancy) = false;         // stratified u across the batch (VDM)
+  // "uniform": i ~ U{1..T} / t ~ U(t_min, 1). "logsnr" (Gaussian processes; Song et al. 2021 sec. 5): continuous
+  // time t with density ∝ -lambda'(t); discrete time the reconstruction with P = 1/T, else i in 2..T with
+  // P(i) ∝ lambda(t_{i-1}) - lambda(t_i). Ignored when bin_probs is defined.
+  TORCH_ARG(std::string, time_sampling) = "uniform";
+  // Defined [N] (positive, summing to 1): a proposal over N equal bins, e.g. iDDPM's loss-aware sampler
+  // (train/loss_aware.h). Discrete time N = T and P(term L_{i-1}) = bin_probs[i - 1]; continuous time the
+  // diffusion term's t falls in bin k of [t_min, 1] with probability bin_probs[k], uniform inside it.
+  TORCH_ARG(torch::Tensor, bin_probs);
 };
 ElboSample sample_negative_elbo(const Process& p, const DenoiseFn& f, const torch::Tensor& x0, torch::Generator& gen,
-                                double reconstruction_prob = 0.125, bool low_discrepancy = false);
+                                const OneCallOptions& opts);
+inline ElboSample sample_negative_elbo(const Process& p, const DenoiseFn& f, const torch::Tensor& x0,
+                                       torch::Generator& gen, double reconstruction_prob = 0.125,
+                                       bool low_discrepancy = false) {
+  return sample_negative_elbo(p, f, x0, gen,
+                              OneCallOptions().reconstruction_prob(reconstruction_prob).low_discrepancy(low_discrepancy));
+}
 
 // Time tensor [B] filled with t (float64, on x's device).
 torch::Tensor time_like(const torch::Tensor& x, double t);

@@ -82,6 +82,16 @@ Config parse_config(const json& j) {
     if (!(o.reconstruction_prob() > 0 && o.reconstruction_prob() < 1))
       throw ConfigError("config: field 'objective.reconstruction_prob' must lie in (0, 1), got " +
                         std::to_string(o.reconstruction_prob()));
+    o.time_sampling(r.choice("time_sampling", o.time_sampling(), {"uniform", "logsnr", "loss-aware"}));
+    o.loss_aware_bins(r.get("loss_aware_bins", o.loss_aware_bins()));
+    if (o.loss_aware_bins() < 0) r.fail("loss_aware_bins", "must be >= 0 (0: T, or 64 in continuous time)");
+    o.loss_aware_history(r.get("loss_aware_history", o.loss_aware_history()));
+    if (o.loss_aware_history() < 1) r.fail("loss_aware_history", "must be >= 1");
+    o.loss_aware_uniform(r.get("loss_aware_uniform", o.loss_aware_uniform()));
+    if (!(o.loss_aware_uniform() > 0 && o.loss_aware_uniform() <= 1)) r.fail("loss_aware_uniform", "must lie in (0, 1]");
+    if (o.time_sampling() != "uniform" && o.name() != "elbo" && o.name() != "masked-ce")
+      r.fail("time_sampling", "'" + o.time_sampling() + "' applies to the elbo and masked-ce objectives only (got '" +
+                                  o.name() + "': its other terms would be reweighted)");
   });
   auto& t = c.train;
   read_section(j, "train", [&](JsonReader& r) {
@@ -168,7 +178,9 @@ json to_json(const Config& c) {
       {"eval_data", c.eval_data},
       {"objective", {{"name", o.name()}, {"low_discrepancy", o.low_discrepancy()}, {"weighting", o.weighting()},
                      {"min_snr_gamma", o.min_snr_gamma()}, {"hybrid_lambda", o.hybrid_lambda()},
-                     {"reconstruction_prob", o.reconstruction_prob()}}},
+                     {"reconstruction_prob", o.reconstruction_prob()}, {"time_sampling", o.time_sampling()},
+                     {"loss_aware_bins", o.loss_aware_bins()}, {"loss_aware_history", o.loss_aware_history()},
+                     {"loss_aware_uniform", o.loss_aware_uniform()}}},
       {"train", {{"steps", t.steps()}, {"optimizer", t.optimizer()}, {"lr", t.lr()}, {"weight_decay", t.weight_decay()}, {"beta1", t.beta1()},
                  {"beta2", t.beta2()}, {"adam_eps", t.adam_eps()}, {"warmup_steps", t.warmup_steps()},
                  {"lr_schedule", t.lr_schedule()}, {"grad_clip", t.grad_clip()}, {"ema_decay", t.ema_decay()},

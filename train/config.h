@@ -20,6 +20,13 @@ struct ObjectiveOptions {
   // elbo / hybrid in continuous time: the share of each batch that scores the reconstruction term
   // (core/elbo.h sample_negative_elbo; discrete time uses 1/T).
   TORCH_ARG(double, reconstruction_prob) = 0.125;
+  // elbo / masked-ce: how each example's one term is drawn (importance-weighted, so the bound stays unbiased):
+  // uniform | logsnr (Gaussian processes: t by log-SNR, Song et al. 2021) | loss-aware (iDDPM's sampler,
+  // Nichol & Dhariwal 2021 sec. 3.3: P ∝ sqrt(E[L^2]) per bin, train/loss_aware.h).
+  TORCH_ARG(std::string, time_sampling) = "uniform";
+  TORCH_ARG(int64_t, loss_aware_bins) = 0;        // 0: T in discrete time, 64 in continuous time
+  TORCH_ARG(int64_t, loss_aware_history) = 10;    // losses per bin before leaving uniform; the window after
+  TORCH_ARG(double, loss_aware_uniform) = 0.001;  // the uniform share mixed into the proposal
 };
 
 struct TrainOptions {

@@ -3,6 +3,7 @@
 
 #include "core/gaussian.h"
 #include "core/options.h"
+#include "train/loss_aware.h"
 
 namespace gsdiff {
 
@@ -36,9 +37,15 @@ Tensor eps_mse(const GaussianProcess& g, const DenoiseFn& f, const Tensor& x0, c
 
 double dims(const Tensor& x0) { return double(x0[0].numel()); }
 
+// The one-call bound with the objective's term sampling; a loss-aware sampler proposes the bins and sees the
+// (unweighted) terms it drew.
 ElboSample one_call_elbo(const Process& p, const DenoiseFn& f, const Tensor& x0, torch::Generator& gen,
-                         const ObjectiveOptions& o) {
-  return sample_negative_elbo(p, f, x0, gen, o.reconstruction_prob(), o.low_discrepancy());
+                         const ObjectiveOptions& o, LossAwareTimes* la = nullptr) {
+  auto oc = OneCallOptions().reconstruction_prob(o.reconstruction_prob()).low_discrepancy(o.low_discrepancy());
+  if (!la) return sample_negative_elbo(p, f, x0, gen, oc.time_sampling(o.time_sampling()));
+  auto s = sample_negative_elbo(p, f, x0, gen, oc.bin_probs(la->probs()));
+  la->record(s.bin, (s.terms.diffusion + s.terms.reconstruction) / s.weight);  // [B]: the term itself
+  return s;
 }
 
 // The one-call bound's per-example terms and times, kept for the trainer's diagnosis of a non-finite step.
@@ -51,11 +58,20 @@ ObjectiveResult with_terms(ObjectiveResult r, const ElboSample& s) {
 
 }  // namespace
 
-Objective make_objective(const ObjectiveOptions& o, const Process& process) {
+Objective make_objective(const ObjectiveOptions& o, const Process& process, std::shared_ptr<LossAwareTimes> loss_aware) {
   const std::string name = o.name();
+  if (o.time_sampling() != "uniform" && name != "elbo" && name != "masked-ce")
+    throw ConfigError("config: field 'objective.time_sampling' '" + o.time_sampling() +
+                      "' applies to the elbo and masked-ce objectives only, got '" + name + "'");
+  if (o.time_sampling() == "logsnr" && !dynamic_cast<const GaussianProcess*>(&process))
+    throw ConfigError("config: field 'objective.time_sampling' 'logsnr' needs a Gaussian process, got '" +
+                      process.name() + "' (use uniform or loss-aware)");
+  if ((o.time_sampling() == "loss-aware") != bool(loss_aware))
+    throw std::invalid_argument("make_objective: objective.time_sampling '" + o.time_sampling() +
+                                "' and a loss-aware sampler go together (train/loss_aware.h make_loss_aware)");
   if (name == "elbo" || name == "masked-ce") {
-    return [o](const Process& p, const DenoiseFn& f, const Tensor& x0, torch::Generator& gen) {
-      auto s = one_call_elbo(p, f, x0, gen, o);
+    return [o, loss_aware](const Process& p, const DenoiseFn& f, const Tensor& x0, torch::Generator& gen) {
+      auto s = one_call_elbo(p, f, x0, gen, o, loss_aware.get());
       auto nelbo = s.terms.total();  // [B] nats
       return with_terms(ObjectiveResult{nelbo / dims(x0), nelbo.detach()}, s);
     };

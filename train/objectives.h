@@ -3,12 +3,15 @@
 #include <torch/torch.h>
 
 #include <functional>
+#include <memory>
 
 #include "core/elbo.h"
 #include "core/process.h"
 #include "train/config.h"
 
 namespace gsdiff {
+
+class LossAwareTimes;  // train/loss_aware.h
 
 struct ObjectiveResult {
   torch::Tensor loss;   // per-example loss [B] (what is minimised)
@@ -30,7 +33,10 @@ using Objective = std::function<ObjectiveResult(const Process&, const DenoiseFn&
 // hybrid: Gaussian: simple + lambda * elbo (Nichol & Dhariwal 2021); discrete: elbo + lambda * CE,
 //   CE = -log p_theta(x0 | x_t) at a uniform t (Austin et al. 2021).
 // Every loss is per dimension (nats / D for the ELBO), so learning rates transfer across data sizes.
-Objective make_objective(const ObjectiveOptions& opts, const Process& process);
+// objective.time_sampling: uniform or logsnr (Gaussian processes) for elbo / masked-ce; loss-aware needs its
+// sampler (make_loss_aware), which the objective reads and feeds at every call (the trainer syncs and saves it).
+Objective make_objective(const ObjectiveOptions& opts, const Process& process,
+                         std::shared_ptr<LossAwareTimes> loss_aware = nullptr);
 
 // Uniform times: grid i / T with i in 1..T (discrete time) or U(t_min, 1) (continuous), float64 [B].
 torch::Tensor sample_train_times(const Process& p, int64_t batch, bool low_discrepancy, torch::Generator& gen,

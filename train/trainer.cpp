@@ -15,6 +15,7 @@
 #include "models/autocast.h"
 #include "train/checkpoint.h"
 #include "train/distributed.h"
+#include "train/loss_aware.h"
 #include "train/progress.h"
 #include "train/tensorboard.h"
 
@@ -68,9 +69,12 @@ Trainer::Trainer(Config cfg, TrainerEnv env)
   lopt.device = env_.device;
   if (env_.dist) lopt.rank = env_.dist->rank(), lopt.world = env_.dist->world();  // disjoint share per rank
   loader_ = std::make_unique<data::Loader>(dataset_, lopt);
-  objective_ = make_objective(cfg_.objective, *process_);
-  // Parameters and gradients live in flat buffers: zero_grad, clipping, AdamW and EMA are whole-buffer ops.
-  flat_ = std::make_unique<FlatParams>(model_->parameters(), env_.dist ? int64_t(kSyncSlots) : 0);
+  loss_aware_ = with_context("objective", [&] { return make_loss_aware(cfg_.objective, *process_, env_.device); });
+  objective_ = make_objective(cfg_.objective, *process_, loss_aware_);
+  // Parameters and gradients live in flat buffers: zero_grad, clipping, AdamW and EMA are whole-buffer ops. Data
+  // parallel: the header slots carry the step's statistics, then the loss-aware sampler's sums.
+  const int64_t header = kSyncSlots + (loss_aware_ ? 2 * loss_aware_->bins() : 0);
+  flat_ = std::make_unique<FlatParams>(model_->parameters(), env_.dist ? header : 0);
   if (T.optimizer() == "adamw") {
     AdamWHyper h;
     h.lr = T.lr(), h.beta1 = T.beta1(), h.beta2 = T.beta2(), h.eps = T.adam_eps(), h.weight_decay = T.weight_decay();
@@ -167,7 +171,17 @@ void Trainer::write_sync_header(const torch::Tensor& loss, const torch::Tensor& 
   auto header = flat_->grad_header();  // [kSyncSlots] in the gradients' dtype
   const auto f64 = torch::TensorOptions().dtype(torch::kFloat64).device(header.device());
   auto host = torch::tensor({double(bits_n), examples, stop_requested().load() ? 1.0 : 0.0}, f64);
-  header.copy_(torch::cat({torch::stack({loss, bits, bits_sq}).to(header.device()), host}));
+  auto stats = torch::cat({torch::stack({loss, bits, bits_sq}).to(header.device()), host});  // [kSyncSlots]
+  if (loss_aware_) stats = torch::cat({stats, loss_aware_->pending().to(header.device())});
+  header.copy_(stats);
+}
+
+void Trainer::fold_loss_aware(bool finite) {
+  if (!loss_aware_) return;
+  if (!finite) return loss_aware_->discard();
+  if (!grad_sync_) return loss_aware_->commit(loss_aware_->pending());
+  // The header holds the means over ranks: times the world size, the global batch's sums.
+  loss_aware_->commit(flat_->grad_header().narrow(0, kSyncSlots, 2 * loss_aware_->bins()).to(torch::kFloat64) * double(world()));
 }
 
 // debug.fault: SIGKILL or SIGSTOP to this process from inside backward (a parameter in the middle of the model
@@ -227,7 +241,7 @@ bool Trainer::step() {
   if (grad_sync_) grad_sync_->finish();
   const double max_norm = T.grad_clip() > 0 ? T.grad_clip() : std::numeric_limits<double>::infinity();
   // One host sync. Data parallel: the global batch's figures, from the header's means over ranks.
-  auto stats = grad_sync_ ? flat_->grad_header().to(f64) : torch::stack({loss_acc, nelbo_acc, nelbo_sq});
+  auto stats = grad_sync_ ? flat_->grad_header().narrow(0, 0, kSyncSlots).to(f64) : torch::stack({loss_acc, nelbo_acc, nelbo_sq});
   auto host = torch::cat({stats, flat_->grad_norm().to(f64).reshape({1})}).to(torch::kCPU);
   const double* h = host.data_ptr<double>();
   const double W = double(world());
@@ -241,6 +255,7 @@ bool Trainer::step() {
     stop_ = stop_requested().load();
   }
   flat_->clip_to(grad_norm, max_norm);  // as clip_grad_norm_, one norm over the flat gradient
+  fold_loss_aware(std::isfinite(loss_sum) && std::isfinite(grad_norm));
   ++step_;
   losses_.push_back(loss_sum);
   if (!std::isfinite(loss_sum) || !std::isfinite(grad_norm)) {

@@ -100,6 +100,7 @@ class Trainer {
   int rank() const;
   int world() const;
   bool is_main() const { return rank() == 0; }  // rank 0: the one that writes files
+  const LossAwareTimes* loss_aware() const { return loss_aware_.get(); }  // null unless loss-aware
 
  private:
   void log(double loss, double grad_norm, double lr, double examples, double seconds);  // window: bits_* below
@@ -110,6 +111,8 @@ class Trainer {
   // Data parallel: the step's statistics and this rank's stop request into the gradient all-reduce's header.
   void write_sync_header(const torch::Tensor& loss, const torch::Tensor& bits, const torch::Tensor& bits_sq,
                          int64_t bits_n, double examples);
+  // objective.time_sampling loss-aware: folds the step's terms (all ranks') into the sampler, or drops them.
+  void fold_loss_aware(bool finite);
   void inject_fault();  // debug.fault at debug.fault_step (tests)
   void log_last();      // the window since the last metrics line, at the run's last step
   void seed_micro_batch(const data::Batch& batch);  // trainer.cpp: the generators from (seed, epoch, global batch)
@@ -129,6 +132,7 @@ class Trainer {
   std::shared_ptr<data::Dataset> dataset_;
   std::unique_ptr<data::Loader> loader_;
   std::unique_ptr<dist::GradSync> grad_sync_;
+  std::shared_ptr<LossAwareTimes> loss_aware_;  // objective.time_sampling loss-aware, else null
   Objective objective_;
   torch::Generator gen_;
   int64_t step_ = 0, updates_ = 0, skipped_ = 0, consecutive_skips_ = 0;

@@ -2,6 +2,7 @@
 #include <iostream>
 
 #include "train/checkpoint.h"
+#include "train/loss_aware.h"
 #include "train/trainer.h"
 
 namespace gsdiff {
@@ -44,6 +45,11 @@ std::string Trainer::save_checkpoint() {
     optimizer_->save(o);
     ar.write("optimizer", o);
   }
+  if (loss_aware_) {
+    torch::serialize::OutputArchive la;
+    loss_aware_->save(la);
+    ar.write("loss_aware", la);
+  }
   ar.write("rng_trainer", gen_.get_state());
   ar.write("rng_torch_cpu", at::detail::getDefaultCPUGenerator().get_state());
   ar.write("loader", c10::IValue(loader_->position().to_json().dump()));
@@ -83,6 +89,16 @@ void Trainer::load_checkpoint(const std::string& path) {
   if (optimizer_) {
     ar.read("optimizer", o);
     optimizer_->load(o);
+  }
+  if (loss_aware_) {  // a checkpoint of a run that sampled otherwise: the sampler starts afresh (uniform)
+    torch::serialize::InputArchive la;
+    if (ar.try_read("loss_aware", la)) {
+      try {
+        loss_aware_->load(la);
+      } catch (const std::exception& e) {
+        throw CheckpointError("checkpoint '" + path + "': " + e.what());
+      }
+    }
   }
   torch::Tensor rng;
   ar.read("rng_trainer", rng);

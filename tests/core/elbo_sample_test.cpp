@@ -127,3 +127,80 @@ TEST_F(ElboSampleTest, GaussianOneCallEstimateIsUnbiasedWithTminAboveZero) {
     EXPECT_NEAR(m1.mean, m2.mean, 5 * se + all.quadrature_error) << cfg.dump() << " one=" << m1.mean << " all=" << m2.mean;
   }
 }
+
+// Non-uniform proposals (OneCallOptions): a binned law over the terms (iDDPM's loss-aware sampler proposes one) and
+// log-SNR time sampling, each importance-weighted by 1 / P: the one-call mean still equals the all-terms bound.
+TEST_F(ElboSampleTest, BinnedAndLogSnrProposalsStayUnbiased) {
+  const int64_t B = 40000;
+  auto skewed = [](int64_t n) { auto w = torch::arange(1, n + 1, torch::kFloat64).pow(2); return w / w.sum(); };
+  struct Case { J cfg; OneCallOptions o; };
+  std::vector<Case> cases{
+      {J{{"name", "uniform"}, {"K", 3}, {"steps", 6}}, OneCallOptions().bin_probs(skewed(6))},
+      {J{{"name", "uniform"}, {"K", 3}, {"steps", 0}}, OneCallOptions().reconstruction_prob(0.2).bin_probs(skewed(8))},
+      {J{{"name", "gaussian-vp"}, {"schedule", "linear-logsnr"}, {"steps", 0}, {"t_min", 0.05}},
+       OneCallOptions().reconstruction_prob(0.25).time_sampling("logsnr")},
+      {J{{"name", "gaussian-vp"}, {"schedule", "linear-beta-discrete"}, {"steps", 20}}, OneCallOptions().time_sampling("logsnr")},
+      {J{{"name", "gaussian-vp"}, {"schedule", "cosine"}, {"steps", 0}, {"t_min", 0.02}},
+       OneCallOptions().reconstruction_prob(0.25).low_discrepancy(true).bin_probs(skewed(16).flip(0))}};
+  for (const auto& c : cases) {
+    auto proc = make_process(c.cfg);
+    const bool gaussian = dynamic_cast<const GaussianProcess*>(proc.get()) != nullptr;
+    Tensor x0;
+    DenoiseFn net;
+    int64_t calls = 0;
+    if (gaussian) {
+      auto& g = dynamic_cast<const GaussianProcess&>(*proc);
+      x0 = at::randint(0, 256, {B, 2}, gen).to(torch::kFloat64) / 127.5 - 1.0;
+      net = [&g, &calls](const Tensor& in, const Tensor& t) { ++calls; return 0.8 * in - 0.1 * g.at(t, in).sigma; };
+    } else {
+      auto& p = dynamic_cast<const CategoricalProcess&>(*proc);
+      x0 = torch::full({B, 1}, int64_t(1));
+      net = exact_net(p, law_of(3).flip(0), &calls);  // another law's exact denoiser: imperfect for x0
+    }
+    auto s = sample_negative_elbo(*proc, net, x0, gen, c.o);
+    EXPECT_EQ(calls, 1) << c.cfg.dump();
+    auto one = stats(s.terms.total());
+    auto all_terms = negative_elbo(*proc, net, x0.narrow(0, 0, gaussian ? 4000 : B), gen, ElboOptions().exact(true));
+    auto all = stats(all_terms.total());
+    double se = std::sqrt(one.se * one.se + all.se * all.se);
+    EXPECT_NEAR(one.mean, all.mean, 5 * se + all_terms.quadrature_error) << c.cfg.dump() << " one=" << one.mean << " all=" << all.mean;
+  }
+}
+
+// A binned proposal draws bin k with probability P_k (binomial counts within 5 sd), reports it, and weighs the
+// term by 1 / P_k (discrete time) or by the inverse density width / (P_k (1 - q)) with t inside bin k (continuous).
+TEST_F(ElboSampleTest, BinnedProposalDrawsEachBinWithItsProbabilityAndWeight) {
+  const int64_t B = 20000;
+  auto probs = torch::tensor({0.1, 0.2, 0.3, 0.4}, torch::kFloat64);
+  int64_t calls = 0;
+  auto x0 = torch::full({B, 1}, int64_t(0));
+  for (int64_t steps : {4, 0}) {
+    auto p = make_cat(J{{"name", "absorbing"}, {"K", 3}, {"steps", steps}});
+    const double q = 0.25;
+    auto s = sample_negative_elbo(*p, exact_net(*p, law_of(3), &calls), x0, gen,
+                                  OneCallOptions().reconstruction_prob(q).bin_probs(probs));
+    auto diff_rows = s.bin >= 0;
+    const double n = steps ? double(B) : diff_rows.sum().item<double>();
+    if (!steps) EXPECT_NEAR(n / B, 1 - q, 5 * std::sqrt(q * (1 - q) / B));
+    for (int64_t k = 0; k < 4; ++k) {
+      auto in_k = s.bin == k;
+      const double pk = probs[k].item<double>();
+      EXPECT_NEAR(in_k.sum().item<double>() / n, pk, 5 * std::sqrt(pk * (1 - pk) / n)) << "steps " << steps << " bin " << k;
+      auto w = s.weight.masked_select(in_k), t = s.t.masked_select(in_k);
+      if (steps) {
+        EXPECT_TRUE(torch::allclose(w, torch::full_like(w, 1.0 / pk))) << k;
+        EXPECT_TRUE(torch::allclose(t, torch::full_like(t, double(k + 1) / steps))) << k;
+      } else {
+        const double width = (1.0 - p->t_min()) / 4.0;
+        EXPECT_TRUE(torch::allclose(w, torch::full_like(w, width / (pk * (1 - q))))) << k;
+        EXPECT_GE(t.min().item<double>(), p->t_min() + k * width) << k;
+        EXPECT_LE(t.max().item<double>(), p->t_min() + (k + 1) * width) << k;
+      }
+    }
+    if (!steps) {  // reconstruction rows: bin -1, t_min, weight 1 / q
+      auto w = s.weight.masked_select(diff_rows.logical_not());
+      EXPECT_TRUE(torch::allclose(w, torch::full_like(w, 1.0 / q)));
+      EXPECT_TRUE(s.reconstruction_rows.equal(diff_rows.logical_not()));
+    }
+  }
+}

@@ -170,6 +170,7 @@ std::vector<Child> run_workers(int world, const std::string& mode, const fs::pat
 // The Trainer-level run: absorbing diffusion on a Markov chain, a transformer with dropout, gradient clipping
 // that binds, warmup, EMA. `batch` and `accumulate` are per process; 512 examples give 32 batches of 16, an
 // even count, so 2 ranks at batch 16 and one process at batch 16 cover the same epochs.
+// trainer-loss-aware: iDDPM's term sampler, whose per-bin sums ride in the gradient all-reduce's header.
 // trainer-sgd: plain SGD without clipping or warmup, where a wrong gradient scale shows in the weights one for one
 // (AdamW normalises it away and a binding clip hides it). `lr_scale` multiplies the learning rate.
 gsdiff::Config trainer_config(int64_t batch, int64_t accumulate, const std::string& mode = "", double lr_scale = 1) {
@@ -187,6 +188,11 @@ gsdiff::Config trainer_config(int64_t batch, int64_t accumulate, const std::stri
     j["train"]["grad_clip"] = 0;
     j["train"]["warmup_steps"] = 0;
     j["train"]["lr"] = 0.05;
+  }
+  if (mode == "trainer-loss-aware") {  // warm after the first steps: later t follow the all-reduced sampler state
+    j["objective"]["time_sampling"] = "loss-aware";
+    j["objective"]["loss_aware_bins"] = 4;
+    j["objective"]["loss_aware_history"] = 2;
   }
   j["train"]["lr"] = j["train"]["lr"].get<double>() * lr_scale;
   return gsdiff::parse_config(j);
@@ -417,7 +423,8 @@ TEST_P(TrainerDistributed, TwoRanksTrainTheOneProcessRun) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Modes, TrainerDistributed,
-                         ::testing::Values("trainer-a1", "trainer-a2", "trainer-resume", "trainer-sgd"));
+                         ::testing::Values("trainer-a1", "trainer-a2", "trainer-resume", "trainer-sgd",
+                                           "trainer-loss-aware"));
 
 TEST(Distributed, DeadRankMakesSurvivorFailFastWithClearError) {
   fs::path dir = fresh_dir("die");
