@@ -34,7 +34,8 @@ using gsdiff::testing::run_shell;
 
 const std::string kSrc = GSDIFF_SOURCE_DIR;
 const std::string kFashion = "/usr/share/datasets/fashion-mnist";
-const std::string kGcide = "/usr/share/dictd/gcide.dict.dz";
+using gsdiff::testing::gcide_text8;
+using gsdiff::testing::kGcide;
 constexpr int kSteps = 30;        // training steps per case
 constexpr int kEvalExamples = 32;  // test examples scored before and after training (one batch)
 
@@ -113,27 +114,6 @@ std::vector<Case> discover() {
   cases.push_back({"plugin_ring_walk", run_around({{"name", "ring-walk"}, {"K", 27}, {"steps", 0}, {"rate", 300.0}}, ring, Data::Text, "elbo"),
                    Data::Text, std::string(" --plugin ") + GSDIFF_RINGWALK_PLUGIN});
   return cases;
-}
-
-// GCIDE's dictionary text (tags dropped) in text8 form, made once per test binary; "" when unavailable.
-const std::string& gcide_text8() {
-  static const std::string path = [] {
-    if (!fs::exists(kGcide)) return std::string();
-    auto dir = fs::temp_directory_path() / "gsdiff_cli_gcide";
-    fs::create_directories(dir);
-    auto raw = (dir / "gcide.txt").string(), out = (dir / "gcide.text8").string();
-    if (fs::exists(out) && fs::file_size(out) > 1000000) return out;
-    // Made under this process's names and renamed into place: ctest -j runs the cases as processes side by side.
-    const std::string pid = std::to_string(::getpid());
-    auto r = run_shell("zcat " + kGcide + " | head -c 4000000 | sed -e 's/<[^>]*>/ /g' > " + raw + "." + pid);
-    if (r.rc != 0) return std::string();
-    auto t = run_cli("data text8ify " + raw + "." + pid + " " + out + "." + pid);
-    fs::remove(raw + "." + pid);
-    if (t.rc != 0) return std::string();
-    fs::rename(out + "." + pid, out);
-    return out;
-  }();
-  return path;
 }
 
 // The shrink: a tiny network, a few dozen steps at a learning rate that moves it, no EMA (eval scores the raw

@@ -51,4 +51,28 @@ inline std::string bytes_of(const std::string& path) {
 
 inline const std::string kQuickstartConfig = std::string(GSDIFF_SOURCE_DIR) + "/configs/quickstart.json";
 
+inline const std::string kGcide = "/usr/share/dictd/gcide.dict.dz";  // Debian dict-gcide
+
+// GCIDE's dictionary text (tags dropped, first 4 MB) in text8 form, made once per test binary; "" when unavailable.
+// Made under this process's names and renamed into place: ctest -j runs test processes side by side.
+inline const std::string& gcide_text8() {
+  static const std::string path = [] {
+    namespace fs = std::filesystem;
+    if (!fs::exists(kGcide)) return std::string();
+    auto dir = fs::temp_directory_path() / "gsdiff_cli_gcide";
+    fs::create_directories(dir);
+    auto raw = (dir / "gcide.txt").string(), out = (dir / "gcide.text8").string();
+    if (fs::exists(out) && fs::file_size(out) > 1000000) return out;
+    const std::string pid = std::to_string(::getpid());
+    auto r = run_shell("zcat " + kGcide + " | head -c 4000000 | sed -e 's/<[^>]*>/ /g' > " + raw + "." + pid);
+    if (r.rc != 0) return std::string();
+    auto t = run_cli("data text8ify " + raw + "." + pid + " " + out + "." + pid);
+    fs::remove(raw + "." + pid);
+    if (t.rc != 0) return std::string();
+    fs::rename(out + "." + pid, out);
+    return out;
+  }();
+  return path;
+}
+
 }  // namespace gsdiff::testing
