@@ -18,19 +18,22 @@ GaussianOptions gaussian_options_from_json(const nlohmann::json& j, const std::s
   r.get<std::string>("name", "");  // the registry key itself may sit in the same object
   std::vector<std::string> schedules = family == "ve" ? std::vector<std::string>{"geometric"}
                                        : family == "subvp" ? std::vector<std::string>{"linear-beta"}
+                                       : family == "flow" ? std::vector<std::string>{"linear-interpolant"}
                                                            : std::vector<std::string>{"linear-beta", "cosine", "linear-logsnr",
                                                                                       "linear-beta-discrete", "cosine-discrete"};
   o.schedule(r.choice("schedule", schedules[0], schedules));
   o.steps(r.get<int64_t>("steps", o.steps()));
   o.t_min(r.get<double>("t_min", o.t_min()));
-  o.parameterization(r.choice("parameterization", o.parameterization(), {"eps", "x0", "v", "score"}));
+  o.parameterization(r.choice("parameterization", family == "flow" ? "velocity" : o.parameterization(),
+                              {"eps", "x0", "v", "score", "velocity"}));
   o.decoder(r.choice("decoder", o.decoder(), {"discretized-256", "gaussian"}));
   o.beta_min(r.get<double>("beta_min", o.beta_min()));
   o.beta_max(r.get<double>("beta_max", o.beta_max()));
   o.cosine_s(r.get<double>("cosine_s", o.cosine_s()));
   o.logsnr_min(r.get<double>("logsnr_min", o.schedule() == "cosine" ? -15.0 : o.logsnr_min()));
   o.logsnr_max(r.get<double>("logsnr_max", o.logsnr_max()));
-  o.sigma_min(r.get<double>("sigma_min", o.sigma_min()));
+  o.sigma_min(r.get<double>("sigma_min", family == "flow" ? 1e-4 : o.sigma_min()));
+  if (family == "flow") o.alpha_min(r.get<double>("alpha_min", o.alpha_min()));
   o.sigma_max(r.get<double>("sigma_max", o.sigma_max()));
   r.finish();
 
@@ -41,8 +44,14 @@ GaussianOptions gaussian_options_from_json(const nlohmann::json& j, const std::s
   in01("beta_min", o.beta_min());
   in01("beta_max", o.beta_max());
   if (o.beta_min() > o.beta_max()) r.fail("beta_min", "must be <= beta_max");
-  if (!(o.sigma_min() > 0.0)) r.fail("sigma_min", "must be > 0");
-  if (!(o.sigma_min() < o.sigma_max())) r.fail("sigma_min", "must be < sigma_max, got sigma_min >= sigma_max");
+  if (family == "flow") {
+    if (!(o.sigma_min() >= 0.0 && o.sigma_min() < 1.0)) r.fail("sigma_min", "must lie in [0, 1) for the flow path");
+    if (!(o.alpha_min() > 0.0 && o.alpha_min() < 1.0))
+      r.fail("alpha_min", "must lie in (0, 1) (alpha at t = 1; 0 would make log-SNR(1) infinite)");
+  } else {
+    if (!(o.sigma_min() > 0.0)) r.fail("sigma_min", "must be > 0");
+    if (!(o.sigma_min() < o.sigma_max())) r.fail("sigma_min", "must be < sigma_max, got sigma_min >= sigma_max");
+  }
   if (!(o.logsnr_min() < o.logsnr_max())) r.fail("logsnr_min", "must be < logsnr_max");
   if (!(o.cosine_s() >= 0.0)) r.fail("cosine_s", "must be >= 0");
   if (o.t_min() >= 1.0) r.fail("t_min", "must lie in [0, 1)");
@@ -50,16 +59,19 @@ GaussianOptions gaussian_options_from_json(const nlohmann::json& j, const std::s
 }
 
 nlohmann::json to_json(const GaussianOptions& o) {
-  return {{"name", "gaussian-" + o.family()}, {"schedule", o.schedule()}, {"steps", o.steps()}, {"t_min", o.t_min()},
+  nlohmann::json j{{"name", "gaussian-" + o.family()}, {"schedule", o.schedule()}, {"steps", o.steps()}, {"t_min", o.t_min()},
           {"parameterization", o.parameterization()}, {"decoder", o.decoder()}, {"beta_min", o.beta_min()},
           {"beta_max", o.beta_max()}, {"cosine_s", o.cosine_s()}, {"logsnr_min", o.logsnr_min()},
           {"logsnr_max", o.logsnr_max()}, {"sigma_min", o.sigma_min()}, {"sigma_max", o.sigma_max()}};
+  if (o.family() == "flow") j["alpha_min"] = o.alpha_min();  // only here: other families' saved configs stay as they were
+  return j;
 }
 
 namespace {
 std::shared_ptr<GaussianSchedule> make_schedule(const GaussianOptions& o) {
   if (o.family() == "ve") return ve_geometric_schedule(o.sigma_min(), o.sigma_max());
   if (o.family() == "subvp") return subvp_schedule(o.beta_min(), o.beta_max());
+  if (o.family() == "flow") return linear_interpolant_schedule(o.alpha_min(), o.sigma_min());
   if (o.schedule() == "cosine") return cosine_schedule(o.cosine_s(), o.logsnr_min());
   if (o.schedule() == "linear-logsnr") return linear_logsnr_schedule(o.logsnr_max(), o.logsnr_min());
   // DDPM's / iDDPM's tables over the process's own T (1000 in continuous time, the papers' T).
@@ -127,9 +139,23 @@ Tensor GaussianProcess::network_input(const Tensor& xt, const Tensor& t) const {
   return xt * torch::rsqrt(alpha * alpha + sigma * sigma);
 }
 
+std::pair<Tensor, Tensor> GaussianProcess::dalpha_dsigma(const Tensor& t, const Tensor& like) const {
+  auto v = at(t, like);
+  return {v.dlog_alpha * v.alpha, v.dsigma2 / (2.0 * v.sigma)};  // alpha' = f alpha, sigma' = (sigma^2)' / (2 sigma)
+}
+
 Tensor GaussianProcess::read_output(const Tensor& out, const Tensor& xt, const Tensor& t) const {
   auto [alpha, sigma] = alpha_sigma(t, xt);
-  return x0_from_output(param_, out, xt, alpha, sigma);
+  if (!needs_derivatives(param_)) return x0_from_output(param_, out, xt, alpha, sigma);
+  auto [da, ds] = dalpha_dsigma(t, xt);
+  return x0_from_output(param_, out, xt, alpha, sigma, da, ds);
+}
+
+Tensor GaussianProcess::output_for(const Tensor& x0_hat, const Tensor& xt, const Tensor& t) const {
+  auto [alpha, sigma] = alpha_sigma(t, xt);
+  if (!needs_derivatives(param_)) return output_from_x0(param_, x0_hat, xt, alpha, sigma);
+  auto [da, ds] = dalpha_dsigma(t, xt);
+  return output_from_x0(param_, x0_hat, xt, alpha, sigma, da, ds);
 }
 
 Tensor GaussianProcess::reconstruction(const Tensor& x0, const Tensor& xt, const Tensor& t, const Tensor& x0_hat) const {

@@ -9,20 +9,21 @@
 namespace gsdiff {
 
 struct GaussianOptions {
-  TORCH_ARG(std::string, family) = "vp";            // vp | ve | subvp
+  TORCH_ARG(std::string, family) = "vp";            // vp | ve | subvp | flow
   // vp: linear-beta | cosine | linear-logsnr | linear-beta-discrete (DDPM's product) | cosine-discrete (iDDPM's);
-  // ve: geometric; subvp: linear-beta
+  // ve: geometric; subvp: linear-beta; flow: linear-interpolant (flow matching's straight path)
   TORCH_ARG(std::string, schedule) = "linear-beta";
   TORCH_ARG(int64_t, steps) = 1000;                  // T; 0 = continuous time
   TORCH_ARG(double, t_min) = -1.0;                   // continuous-time lower end; < 0: 0 if SNR(0) is finite, else 1e-5
-  TORCH_ARG(std::string, parameterization) = "eps";  // eps | x0 | v | score
+  TORCH_ARG(std::string, parameterization) = "eps";  // eps | x0 | v | score | velocity (flow's default)
   TORCH_ARG(std::string, decoder) = "discretized-256";  // discretized-256 (8-bit data) | gaussian (real-valued data)
   TORCH_ARG(double, beta_min) = 1e-4;                // linear-beta (DDPM)
   TORCH_ARG(double, beta_max) = 0.02;
   TORCH_ARG(double, cosine_s) = 0.008;               // cosine (iDDPM)
   TORCH_ARG(double, logsnr_min) = -5.0;              // linear-logsnr (VDM); cosine uses -15 unless set
   TORCH_ARG(double, logsnr_max) = 13.3;
-  TORCH_ARG(double, sigma_min) = 0.01;               // ve (Song et al. 2021, CIFAR-10)
+  TORCH_ARG(double, sigma_min) = 0.01;               // ve (Song et al. 2021, CIFAR-10); flow: sigma at t = 0 (1e-4)
+  TORCH_ARG(double, alpha_min) = 1e-4;               // flow: alpha at t = 1 (> 0: a finite log-SNR(1))
   TORCH_ARG(double, sigma_max) = 50.0;
 };
 
@@ -30,7 +31,11 @@ struct GaussianOptions {
 GaussianOptions gaussian_options_from_json(const nlohmann::json& j, const std::string& family);
 nlohmann::json to_json(const GaussianOptions& o);
 
-// q(x_t | x0) = N(alpha_t x0, sigma_t^2 I); prior N(0, I) (VP, sub-VP) or N(0, sigma_max^2 I) (VE).
+// q(x_t | x0) = N(alpha_t x0, sigma_t^2 I); prior N(0, I) (VP, sub-VP, flow) or N(0, sigma_max^2 I) (VE).
+// gaussian-flow is flow matching / rectified flow inside the lens (Lipman et al. 2023; Liu et al. 2023): the straight
+// path alpha = 1 - (1 - alpha_min) t, sigma = sigma_min + (1 - sigma_min) t, a network predicting the velocity
+// u = alpha' x0 + sigma' eps, trained by the `weighted` objective with weighting flow-matching (the conditional
+// flow-matching loss |u - u_hat|^2) or by the ELBO, and scored by the same bound.
 class GaussianProcess : public Process {
  public:
   explicit GaussianProcess(GaussianOptions opts);
@@ -46,6 +51,10 @@ class GaussianProcess : public Process {
   ScheduleValues at(const torch::Tensor& t, const torch::Tensor& like) const;
   // Only alpha_t and sigma_t, cast and shaped likewise (the same values as at()'s).
   std::pair<torch::Tensor, torch::Tensor> alpha_sigma(const torch::Tensor& t, const torch::Tensor& like) const;
+  // d alpha / dt and d sigma / dt, cast and shaped likewise.
+  std::pair<torch::Tensor, torch::Tensor> dalpha_dsigma(const torch::Tensor& t, const torch::Tensor& like) const;
+  // The network output that predicts x0_hat at (x_t, t) under this process's parameterisation.
+  torch::Tensor output_for(const torch::Tensor& x0_hat, const torch::Tensor& xt, const torch::Tensor& t) const;
   double prior_std() const { return prior_std_; }
   // The point of the state space that data x0 stands for (the identity; gaussian-embed: its code e(x0)).
   virtual torch::Tensor embed(const torch::Tensor& x0) const { return x0; }

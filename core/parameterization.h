@@ -6,17 +6,20 @@
 
 namespace gsdiff {
 
-enum class Param { Eps, X0, V, Score };
+enum class Param { Eps, X0, V, Score, Velocity };
 
-Param parse_param(const std::string& name);  // "eps" | "x0" | "v" | "score"
+Param parse_param(const std::string& name);  // "eps" | "x0" | "v" | "score" | "velocity"
 std::string param_name(Param p);
 
 // alpha, sigma broadcast against x_t.  v = alpha eps - sigma x0 (Salimans & Ho 2022);
-// score = grad log q(x_t | x0) = -eps / sigma (Song et al. 2021).
+// score = grad log q(x_t | x0) = -eps / sigma (Song et al. 2021); velocity = d x_t / dt = alpha' x0 + sigma' eps
+// (flow matching's target, Lipman et al. 2023; needs the derivatives dalpha, dsigma broadcast like alpha):
+// x0 = (sigma' x_t - sigma u) / (sigma' alpha - sigma alpha'), the denominator -sigma^2 d(alpha/sigma)/dt > 0.
 torch::Tensor x0_from_output(Param p, const torch::Tensor& out, const torch::Tensor& xt, const torch::Tensor& alpha,
-                             const torch::Tensor& sigma);
+                             const torch::Tensor& sigma, const torch::Tensor& dalpha = {}, const torch::Tensor& dsigma = {});
 torch::Tensor output_from_x0(Param p, const torch::Tensor& x0, const torch::Tensor& xt, const torch::Tensor& alpha,
-                             const torch::Tensor& sigma);
+                             const torch::Tensor& sigma, const torch::Tensor& dalpha = {}, const torch::Tensor& dsigma = {});
+inline bool needs_derivatives(Param p) { return p == Param::Velocity; }
 
 inline torch::Tensor eps_from_x0(const torch::Tensor& x0, const torch::Tensor& xt, const torch::Tensor& a,
                                  const torch::Tensor& s) {

@@ -50,7 +50,8 @@ void register_builtins() {
     struct G { const char* family; const char* desc; };
     for (G g : {G{"vp", "variance-preserving Gaussian (DDPM, iDDPM cosine, VDM linear log-SNR)"},
                 G{"ve", "variance-exploding Gaussian, geometric sigma (Song et al. 2021)"},
-                G{"subvp", "sub-VP Gaussian, linear beta (Song et al. 2021)"}}) {
+                G{"subvp", "sub-VP Gaussian, linear beta (Song et al. 2021)"},
+                G{"flow", "flow matching / rectified flow: straight path, velocity prediction (Lipman et al. 2023; Liu et al. 2023)"}}) {
       std::string fam = g.family;
       reg.add({"gaussian-" + fam, g.desc, to_json(gaussian_options_from_json(nlohmann::json::object(), fam)),
                [fam](const nlohmann::json& j) -> std::unique_ptr<Process> {

@@ -231,6 +231,36 @@ std::shared_ptr<GaussianSchedule> cosine_schedule(double s, double logsnr_min) {
 std::shared_ptr<GaussianSchedule> linear_logsnr_schedule(double lmax, double lmin) {
   return std::make_shared<LinearLogSnrSchedule>(lmax, lmin);
 }
+// Flow matching's straight path (Lipman et al. 2023 eq. 20 with time reversed; Liu et al. 2023 at the ends 0):
+// alpha = 1 - (1 - alpha_min) t, sigma = sigma_min + (1 - sigma_min) t, so x_t = alpha x0 + sigma eps moves along a
+// straight line at the constant velocity u = alpha' x0 + sigma' eps.
+class LinearInterpolantSchedule : public GaussianSchedule {
+ public:
+  LinearInterpolantSchedule(double amin, double smin) : amin_(amin), smin_(smin) {}
+  std::string name() const override { return "linear-interpolant"; }
+  bool finite_snr_at_zero() const override { return smin_ > 0; }
+  ScheduleValues at(const Tensor& t_in) const override {
+    auto t = as_double(t_in);
+    const double da = -(1.0 - amin_), ds = 1.0 - smin_;  // alpha', sigma'
+    ScheduleValues v;
+    v.alpha = 1.0 + da * t;
+    v.sigma = smin_ + ds * t;
+    v.logsnr = 2.0 * (torch::log(v.alpha) - torch::log(v.sigma));
+    v.dlog_alpha = da / v.alpha;
+    v.dlogsnr = 2.0 * (v.dlog_alpha - ds / v.sigma);
+    v.dsigma2 = 2.0 * ds * v.sigma;
+    return v;
+  }
+  nlohmann::json to_json() const override { return {{"type", name()}, {"alpha_min", amin_}, {"sigma_min", smin_}}; }
+
+ private:
+  double amin_, smin_;
+};
+
+std::shared_ptr<GaussianSchedule> linear_interpolant_schedule(double alpha_min, double sigma_min) {
+  return std::make_shared<LinearInterpolantSchedule>(alpha_min, sigma_min);
+}
+
 std::shared_ptr<GaussianSchedule> ve_geometric_schedule(double smin, double smax) {
   return std::make_shared<VeGeometricSchedule>(smin, smax);
 }

@@ -68,6 +68,10 @@ std::shared_ptr<GaussianSchedule> iddpm_cosine_schedule(int64_t T = 1000, double
 // --- variance-exploding (Song et al. 2021): alpha = 1, sigma = sigma_min (sigma_max / sigma_min)^t ---
 std::shared_ptr<GaussianSchedule> ve_geometric_schedule(double sigma_min = 0.01, double sigma_max = 50.0);
 
+// --- flow matching's straight path (Lipman et al. 2023; rectified flow, Liu et al. 2023, as alpha_min, sigma_min -> 0):
+// alpha = 1 - (1 - alpha_min) t, sigma = sigma_min + (1 - sigma_min) t; alpha_min > 0 keeps log-SNR(1) finite ---
+std::shared_ptr<GaussianSchedule> linear_interpolant_schedule(double alpha_min = 1e-4, double sigma_min = 1e-4);
+
 // --- sub-VP (Song et al. 2021): alpha = exp(-B/2), sigma = 1 - exp(-B), B = int_0^t beta (linear beta) ---
 std::shared_ptr<GaussianSchedule> subvp_schedule(double beta_min = 1e-4, double beta_max = 0.02,
                                                  double t_ref = 1000.0);

@@ -75,7 +75,7 @@ Config parse_config(const json& j) {
   read_section(j, "objective", [&](JsonReader& r) {
     o.name(r.choice("name", o.name(), {"elbo", "simple", "weighted", "hybrid", "masked-ce"}));
     o.low_discrepancy(r.get("low_discrepancy", o.low_discrepancy()));
-    o.weighting(r.choice("weighting", o.weighting(), {"min-snr", "likelihood"}));
+    o.weighting(r.choice("weighting", o.weighting(), {"min-snr", "likelihood", "flow-matching"}));
     o.min_snr_gamma(r.get("min_snr_gamma", o.min_snr_gamma()));
     o.hybrid_lambda(r.get("hybrid_lambda", o.hybrid_lambda()));
     o.reconstruction_prob(r.get("reconstruction_prob", o.reconstruction_prob()));

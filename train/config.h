@@ -14,7 +14,7 @@ namespace gsdiff {
 struct ObjectiveOptions {
   TORCH_ARG(std::string, name) = "elbo";        // elbo | simple | weighted | hybrid | masked-ce
   TORCH_ARG(bool, low_discrepancy) = true;      // elbo: VDM's shifted-lattice t across the batch
-  TORCH_ARG(std::string, weighting) = "min-snr";  // weighted: min-snr | likelihood
+  TORCH_ARG(std::string, weighting) = "min-snr";  // weighted: min-snr | likelihood | flow-matching
   TORCH_ARG(double, min_snr_gamma) = 5.0;       // weighted/min-snr (Hang et al. 2023)
   TORCH_ARG(double, hybrid_lambda) = 0.001;     // hybrid: simple-or-CE + lambda * elbo (iDDPM / D3PM)
   // elbo / hybrid in continuous time: the share of each batch that scores the reconstruction term

@@ -96,8 +96,12 @@ Objective make_objective(const ObjectiveOptions& o, const Process& process, std:
       auto x0_hat = predict(g, f, xt, t);
       auto z0 = g.embed(x0);  // x0 in the state space (codes for gaussian-embed)
       auto v = g.at(t, z0);
-      // min-SNR-gamma: min(SNR, gamma) ||x0 - x0_hat||^2; likelihood: -SNR'(t)/2 ||x0 - x0_hat||^2.
-      auto w = o.weighting() == "min-snr" ? torch::clamp_max(v.snr(), o.min_snr_gamma()) : -0.5 * v.dsnr();
+      // min-SNR-gamma: min(SNR, gamma) ||x0 - x0_hat||^2; likelihood: -SNR'(t)/2 ||x0 - x0_hat||^2;
+      // flow-matching: ||u - u_hat||^2 = (alpha' - sigma' alpha / sigma)^2 ||x0 - x0_hat||^2 (u = alpha' x0 + sigma'
+      // eps at the same x_t; Lipman et al. 2023's conditional flow-matching loss, 1 / t^2 on the rectified-flow path).
+      auto w = o.weighting() == "min-snr"      ? torch::clamp_max(v.snr(), o.min_snr_gamma())
+               : o.weighting() == "likelihood" ? -0.5 * v.dsnr()
+                                               : (v.dlog_alpha * v.alpha - v.dsigma2 / (2.0 * v.sigma) * v.alpha / v.sigma).square();
       ObjectiveResult r{sum_dims(w * (z0 - x0_hat).pow(2)) / dims(x0), {}};
       r.t = t;
       return r;

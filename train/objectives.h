@@ -28,7 +28,8 @@ using Objective = std::function<ObjectiveResult(const Process&, const DenoiseFn&
 // elbo / masked-ce: the Monte-Carlo negative ELBO, one t per example (masked-ce is the absorbing
 //   process's continuous-time ELBO, Sahoo et al. 2024 / Shi et al. 2024).
 // simple: DDPM's eps-MSE (Ho et al. 2020), mean over dimensions, t uniform (Gaussian processes only).
-// weighted: w(t) ||x0 - x0_hat||^2 summed over dims: min-SNR-gamma (Hang et al. 2023) or the
+// weighted: w(t) ||x0 - x0_hat||^2 summed over dims: min-SNR-gamma (Hang et al. 2023), flow-matching (Lipman
+//   et al. 2023: ||u - u_hat||^2 on the velocity u = dx_t/dt) or the
 //   likelihood weighting -SNR'(t)/2 (VDM) (Gaussian processes only).
 // hybrid: Gaussian: simple + lambda * elbo (Nichol & Dhariwal 2021); discrete: elbo + lambda * CE,
 //   CE = -log p_theta(x0 | x_t) at a uniform t (Austin et al. 2021).

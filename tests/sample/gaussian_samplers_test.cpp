@@ -124,7 +124,13 @@ INSTANTIATE_TEST_SUITE_P(
         GaussCase{"dpm-solver++", 200, true, 0.01, 0.02, "gaussian-subvp", "linear-beta"},
         GaussCase{"heun", 80, true, 0.01, 0.02, "gaussian-vp", "cosine", "score"},
         GaussCase{"euler-maruyama", 400, false, 0.01, 0.02, "gaussian-vp", "cosine", "score"},
-        GaussCase{"ddim", 2000, true, 0.01, 0.02, "gaussian-vp", "linear-beta", "v"}),
+        GaussCase{"ddim", 2000, true, 0.01, 0.02, "gaussian-vp", "linear-beta", "v"},
+        // Flow matching's straight path with the velocity parameterisation: the same samplers, unchanged.
+        GaussCase{"heun", 40, true, 0.01, 0.02, "gaussian-flow", "linear-interpolant", "velocity"},
+        GaussCase{"ddim", 200, true, 0.01, 0.02, "gaussian-flow", "linear-interpolant", "velocity"},
+        GaussCase{"dpm-solver++", 25, true, 0.01, 0.02, "gaussian-flow", "linear-interpolant", "velocity"},
+        GaussCase{"euler-maruyama", 400, false, 0.01, 0.02, "gaussian-flow", "linear-interpolant", "velocity"},
+        GaussCase{"ancestral", 1000, false, 0.01, 0.02, "gaussian-flow", "linear-interpolant", "velocity"}),
     [](const auto& info) {
       std::string n = info.param.process.substr(9) + "_" + info.param.schedule + "_" + info.param.name +
                       (info.param.param.empty() ? "" : "_" + info.param.param) +

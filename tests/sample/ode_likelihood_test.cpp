@@ -20,15 +20,18 @@ struct Setup {
 };
 
 Setup setup(const std::string& schedule) {
-  Setup u{testing::make_gauss({{"name", "gaussian-vp"}, {"steps", 0}, {"schedule", schedule}, {"parameterization", "eps"}}),
+  nlohmann::json cfg = {{"name", "gaussian-vp"}, {"steps", 0}, {"schedule", schedule}, {"parameterization", "eps"}};
+  if (schedule == "linear-interpolant") cfg = {{"name", "gaussian-flow"}, {"steps", 0}};  // flow matching, velocity
+  Setup u{testing::make_gauss(cfg),
           torch::tensor({0.5, -0.3, 0.0}, torch::kFloat64), torch::tensor({0.5, 0.2, 0.8}, torch::kFloat64)};
   return u;
 }
 
 // Exact divergence isolates the integrator: log p_{t0}(x0) = log p_1(x_1) + int div v, with p_1 the true
-// marginal at t = 1 (not the N(0, I) prior, which differs from it by the prior-matching error).
+// marginal at t = 1 (not the N(0, I) prior, which differs from it by the prior-matching error). VP schedules with
+// the eps reading and flow matching's straight path (gaussian-flow) with the velocity reading.
 TEST(OdeLikelihood, ExactTraceMatchesTheClosedFormDensity) {
-  for (const std::string sched : {"linear-logsnr", "cosine"}) {
+  for (const std::string sched : {"linear-logsnr", "cosine", "linear-interpolant"}) {
     auto u = setup(sched);
     auto gen = testing::seeded(1);
     auto x0 = u.m + u.s * at::randn({64, 3}, gen, torch::TensorOptions().dtype(torch::kFloat64));

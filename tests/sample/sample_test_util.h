@@ -19,7 +19,7 @@ inline DenoiseFn exact_gaussian_denoiser(const GaussianProcess& g, torch::Tensor
     auto xt = x * torch::sqrt(a.alpha * a.alpha + a.sigma * a.sigma);
     auto var = a.alpha * a.alpha * s * s + a.sigma * a.sigma;
     auto x0 = m + a.alpha * s * s / var * (xt - a.alpha * m);
-    return output_from_x0(g.param(), x0, xt, a.alpha, a.sigma).to(net_in.scalar_type());
+    return g.output_for(x0, xt, t.to(torch::kFloat64)).to(net_in.scalar_type());
   };
 }
 
