@@ -25,7 +25,9 @@ GaussianOptions gaussian_options_from_json(const nlohmann::json& j, const std::s
   o.steps(r.get<int64_t>("steps", o.steps()));
   o.t_min(r.get<double>("t_min", o.t_min()));
   o.parameterization(r.choice("parameterization", family == "flow" ? "velocity" : o.parameterization(),
-                              {"eps", "x0", "v", "score", "velocity"}));
+                              {"eps", "x0", "v", "score", "velocity", "edm"}));
+  o.sigma_data(r.get<double>("sigma_data", o.sigma_data()));
+  if (!(o.sigma_data() > 0)) r.fail("sigma_data", "must be > 0 (the data's standard deviation, EDM: 0.5)");
   o.decoder(r.choice("decoder", o.decoder(), {"discretized-256", "gaussian"}));
   o.beta_min(r.get<double>("beta_min", o.beta_min()));
   o.beta_max(r.get<double>("beta_max", o.beta_max()));
@@ -64,6 +66,7 @@ nlohmann::json to_json(const GaussianOptions& o) {
           {"beta_max", o.beta_max()}, {"cosine_s", o.cosine_s()}, {"logsnr_min", o.logsnr_min()},
           {"logsnr_max", o.logsnr_max()}, {"sigma_min", o.sigma_min()}, {"sigma_max", o.sigma_max()}};
   if (o.family() == "flow") j["alpha_min"] = o.alpha_min();  // only here: other families' saved configs stay as they were
+  if (o.parameterization() == "edm" || o.sigma_data() != 0.5) j["sigma_data"] = o.sigma_data();
   return j;
 }
 
@@ -89,6 +92,7 @@ GaussianProcess::GaussianProcess(GaussianOptions opts)
     throw ConfigError("process '" + name() + "': field 't_min' must be > 0 in continuous time for schedule " +
                       schedule_->name() + " (SNR(0) is infinite)");
   t_min_ = opts_.t_min();
+  edm_.sigma_data = opts_.sigma_data();
   prior_std_ = opts_.family() == "ve" ? opts_.sigma_max() : 1.0;
 }
 
@@ -134,6 +138,10 @@ Tensor GaussianProcess::prior_kl(const Tensor& x0) const {
 
 Tensor GaussianProcess::network_input(const Tensor& xt, const Tensor& t) const {
   // x_t / sqrt(alpha^2 + sigma^2): the identity for VP schedules (computing it gave 1 up to an ulp).
+  if (param_ == Param::Edm) {  // EDM's c_in x~
+    auto [alpha, sigma] = alpha_sigma(t, xt);
+    return edm_.input(xt, alpha, sigma);
+  }
   if (schedule_->variance_preserving()) return xt;
   auto [alpha, sigma] = alpha_sigma(t, xt);
   return xt * torch::rsqrt(alpha * alpha + sigma * sigma);
@@ -146,13 +154,30 @@ std::pair<Tensor, Tensor> GaussianProcess::dalpha_dsigma(const Tensor& t, const 
 
 Tensor GaussianProcess::read_output(const Tensor& out, const Tensor& xt, const Tensor& t) const {
   auto [alpha, sigma] = alpha_sigma(t, xt);
+  if (param_ == Param::Edm) return edm_.x0(out, xt, alpha, sigma);
   if (!needs_derivatives(param_)) return x0_from_output(param_, out, xt, alpha, sigma);
   auto [da, ds] = dalpha_dsigma(t, xt);
   return x0_from_output(param_, out, xt, alpha, sigma, da, ds);
 }
 
+Tensor GaussianProcess::time_at_logsnr(const Tensor& lambda) const {
+  auto f64 = torch::TensorOptions().dtype(torch::kFloat64).device(lambda.device());
+  const double hi_l = schedule_->at(torch::full({1}, t_min_, torch::kFloat64)).logsnr.item<double>();
+  const double lo_l = schedule_->at(torch::ones({1}, torch::kFloat64)).logsnr.item<double>();
+  auto target = lambda.to(torch::kFloat64).clamp(lo_l, hi_l);
+  auto lo = torch::full_like(target, t_min_, f64), hi = torch::ones_like(target, f64);
+  for (int it = 0; it < 64; ++it) {  // lambda is decreasing in t: 64 halvings reach float64's resolution
+    auto mid = 0.5 * (lo + hi);
+    auto above = schedule_->at(mid).logsnr > target;  // the root lies right of mid
+    lo = torch::where(above, mid, lo);
+    hi = torch::where(above, hi, mid);
+  }
+  return 0.5 * (lo + hi);
+}
+
 Tensor GaussianProcess::output_for(const Tensor& x0_hat, const Tensor& xt, const Tensor& t) const {
   auto [alpha, sigma] = alpha_sigma(t, xt);
+  if (param_ == Param::Edm) return edm_.output(x0_hat, xt, alpha, sigma);
   if (!needs_derivatives(param_)) return output_from_x0(param_, x0_hat, xt, alpha, sigma);
   auto [da, ds] = dalpha_dsigma(t, xt);
   return output_from_x0(param_, x0_hat, xt, alpha, sigma, da, ds);

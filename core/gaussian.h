@@ -15,7 +15,7 @@ struct GaussianOptions {
   TORCH_ARG(std::string, schedule) = "linear-beta";
   TORCH_ARG(int64_t, steps) = 1000;                  // T; 0 = continuous time
   TORCH_ARG(double, t_min) = -1.0;                   // continuous-time lower end; < 0: 0 if SNR(0) is finite, else 1e-5
-  TORCH_ARG(std::string, parameterization) = "eps";  // eps | x0 | v | score | velocity (flow's default)
+  TORCH_ARG(std::string, parameterization) = "eps";  // eps | x0 | v | score | velocity (flow's default) | edm
   TORCH_ARG(std::string, decoder) = "discretized-256";  // discretized-256 (8-bit data) | gaussian (real-valued data)
   TORCH_ARG(double, beta_min) = 1e-4;                // linear-beta (DDPM)
   TORCH_ARG(double, beta_max) = 0.02;
@@ -24,6 +24,7 @@ struct GaussianOptions {
   TORCH_ARG(double, logsnr_max) = 13.3;
   TORCH_ARG(double, sigma_min) = 0.01;               // ve (Song et al. 2021, CIFAR-10); flow: sigma at t = 0 (1e-4)
   TORCH_ARG(double, alpha_min) = 1e-4;               // flow: alpha at t = 1 (> 0: a finite log-SNR(1))
+  TORCH_ARG(double, sigma_data) = 0.5;               // edm parameterisation and weighting (Karras et al. 2022)
   TORCH_ARG(double, sigma_max) = 50.0;
 };
 
@@ -53,6 +54,8 @@ class GaussianProcess : public Process {
   std::pair<torch::Tensor, torch::Tensor> alpha_sigma(const torch::Tensor& t, const torch::Tensor& like) const;
   // d alpha / dt and d sigma / dt, cast and shaped likewise.
   std::pair<torch::Tensor, torch::Tensor> dalpha_dsigma(const torch::Tensor& t, const torch::Tensor& like) const;
+  // The t in [t_min, 1] with log-SNR(t) = lambda (bisection; lambda clamped to the process's range), float64.
+  torch::Tensor time_at_logsnr(const torch::Tensor& lambda) const;
   // The network output that predicts x0_hat at (x_t, t) under this process's parameterisation.
   torch::Tensor output_for(const torch::Tensor& x0_hat, const torch::Tensor& xt, const torch::Tensor& t) const;
   double prior_std() const { return prior_std_; }
@@ -93,6 +96,7 @@ class GaussianProcess : public Process {
   GaussianOptions opts_;
   std::shared_ptr<GaussianSchedule> schedule_;
   Param param_;
+  EdmPrecond edm_;  // parameterization edm
   double prior_std_;
 };
 

@@ -125,7 +125,27 @@ std::vector<double> time_grid(const Process& p, int64_t steps, const std::string
     for (int64_t k = n; k >= 0; --k) g.push_back(std::pow(double(k) / double(n), 2.0));
     return g;
   }
-  throw std::invalid_argument("time_grid: unknown kind '" + kind + "' (uniform, quadratic)");
+  if (kind == "karras") return karras_grid(p, steps);
+  throw std::invalid_argument("time_grid: unknown kind '" + kind + "' (uniform, quadratic, karras)");
+}
+
+// EDM's noise levels (Karras et al. 2022, eq. 5): s~_i = (s~max^(1/rho) + i / (n - 1) (s~min^(1/rho) - s~max^(1/rho)))^rho
+// for the VE-equivalent level s~ = sigma / alpha over the process's own range [s~(t_min), s~(1)], each mapped to the
+// t with that log-SNR, then t = 0 (when t_min > 0; at t_min = 0 the last level already is t = 0).
+std::vector<double> karras_grid(const Process& p, int64_t steps, double rho) {
+  auto* g = dynamic_cast<const GaussianProcess*>(&p);
+  if (!g || !p.continuous_time())
+    throw std::invalid_argument("time_grid: 'karras' needs a continuous-time Gaussian process, got '" + p.name() + "'");
+  const int64_t n = steps > 0 ? steps : 18;
+  auto level = [&](double t) { return std::exp(-0.5 * g->schedule().at(torch::full({1}, t, torch::kFloat64)).logsnr.item<double>()); };
+  const double hi = std::pow(level(1.0), 1.0 / rho), lo = std::pow(level(p.t_min()), 1.0 / rho);
+  auto i = torch::arange(n, torch::kFloat64) / double(std::max<int64_t>(n - 1, 1));
+  auto sig = torch::pow(hi + i * (lo - hi), rho);                 // [n] descending
+  auto t = g->time_at_logsnr(-2.0 * torch::log(sig)).contiguous();  // [n] descending in t
+  std::vector<double> grid(t.data_ptr<double>(), t.data_ptr<double>() + n);
+  grid.front() = 1.0, grid.back() = p.t_min();
+  if (p.t_min() > 0) grid.push_back(0.0);
+  return grid;
 }
 
 DenoiseFn counted(DenoiseFn f, SamplerStats* stats) {

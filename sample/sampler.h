@@ -80,7 +80,10 @@ void check_sampler(const std::string& name, const Process& p, const SamplerOptio
 // Descending time grid with `steps` steps (<= 0: the process's T, or 100 in continuous time):
 //   kind "uniform": t_k = k / n (a discrete-time process gets its own grid i / T, subsampled to `steps`);
 //   kind "quadratic": t_k = (k / n)^2 (denser near the data; continuous time only).
+//   kind "karras": EDM's rho = 7 noise levels (karras_grid; continuous-time Gaussian processes, 18 by default).
 std::vector<double> time_grid(const Process& p, int64_t steps = 0, const std::string& kind = "uniform");
+// EDM's grid: n levels of sigma / alpha spaced uniformly in its 1/rho power over the process's range, as times.
+std::vector<double> karras_grid(const Process& p, int64_t steps = 0, double rho = 7.0);
 
 // A DenoiseFn that counts its calls and rows into `stats` (not owned).
 DenoiseFn counted(DenoiseFn f, SamplerStats* stats);

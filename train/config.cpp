@@ -75,7 +75,10 @@ Config parse_config(const json& j) {
   read_section(j, "objective", [&](JsonReader& r) {
     o.name(r.choice("name", o.name(), {"elbo", "simple", "weighted", "hybrid", "masked-ce"}));
     o.low_discrepancy(r.get("low_discrepancy", o.low_discrepancy()));
-    o.weighting(r.choice("weighting", o.weighting(), {"min-snr", "likelihood", "flow-matching"}));
+    o.weighting(r.choice("weighting", o.weighting(), {"min-snr", "likelihood", "flow-matching", "edm"}));
+    o.edm_p_mean(r.get("edm_p_mean", o.edm_p_mean()));
+    o.edm_p_std(r.get("edm_p_std", o.edm_p_std()));
+    if (!(o.edm_p_std() > 0)) r.fail("edm_p_std", "must be > 0");
     o.min_snr_gamma(r.get("min_snr_gamma", o.min_snr_gamma()));
     o.hybrid_lambda(r.get("hybrid_lambda", o.hybrid_lambda()));
     o.reconstruction_prob(r.get("reconstruction_prob", o.reconstruction_prob()));
@@ -180,7 +183,8 @@ json to_json(const Config& c) {
                      {"min_snr_gamma", o.min_snr_gamma()}, {"hybrid_lambda", o.hybrid_lambda()},
                      {"reconstruction_prob", o.reconstruction_prob()}, {"time_sampling", o.time_sampling()},
                      {"loss_aware_bins", o.loss_aware_bins()}, {"loss_aware_history", o.loss_aware_history()},
-                     {"loss_aware_uniform", o.loss_aware_uniform()}}},
+                     {"loss_aware_uniform", o.loss_aware_uniform()}, {"edm_p_mean", o.edm_p_mean()},
+                     {"edm_p_std", o.edm_p_std()}}},
       {"train", {{"steps", t.steps()}, {"optimizer", t.optimizer()}, {"lr", t.lr()}, {"weight_decay", t.weight_decay()}, {"beta1", t.beta1()},
                  {"beta2", t.beta2()}, {"adam_eps", t.adam_eps()}, {"warmup_steps", t.warmup_steps()},
                  {"lr_schedule", t.lr_schedule()}, {"grad_clip", t.grad_clip()}, {"ema_decay", t.ema_decay()},

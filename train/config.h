@@ -14,7 +14,9 @@ namespace gsdiff {
 struct ObjectiveOptions {
   TORCH_ARG(std::string, name) = "elbo";        // elbo | simple | weighted | hybrid | masked-ce
   TORCH_ARG(bool, low_discrepancy) = true;      // elbo: VDM's shifted-lattice t across the batch
-  TORCH_ARG(std::string, weighting) = "min-snr";  // weighted: min-snr | likelihood | flow-matching
+  TORCH_ARG(std::string, weighting) = "min-snr";  // weighted: min-snr | likelihood | flow-matching | edm
+  TORCH_ARG(double, edm_p_mean) = -1.2;           // weighted/edm: ln(sigma / alpha) ~ N(P_mean, P_std^2) (Karras et al. 2022)
+  TORCH_ARG(double, edm_p_std) = 1.2;
   TORCH_ARG(double, min_snr_gamma) = 5.0;       // weighted/min-snr (Hang et al. 2023)
   TORCH_ARG(double, hybrid_lambda) = 0.001;     // hybrid: simple-or-CE + lambda * elbo (iDDPM / D3PM)
   // elbo / hybrid in continuous time: the share of each batch that scores the reconstruction term

@@ -37,6 +37,21 @@ Tensor eps_mse(const GaussianProcess& g, const DenoiseFn& f, const Tensor& x0, c
 
 double dims(const Tensor& x0) { return double(x0[0].numel()); }
 
+// EDM's training noise levels (Karras et al. 2022, sec. 5): ln s~ ~ N(P_mean, P_std^2) for the VE-equivalent level
+// s~ = sigma / alpha = exp(-lambda / 2), mapped to the t with that log-SNR (clamped to the process's [t_min, 1]).
+Tensor edm_train_times(const GaussianProcess& g, int64_t B, const ObjectiveOptions& o, torch::Generator& gen,
+                       const torch::Device& dev) {
+  auto z = at::randn({B}, gen, torch::TensorOptions().dtype(torch::kFloat64).device(gen.device()));
+  return g.time_at_logsnr(-2.0 * (o.edm_p_mean() + o.edm_p_std() * z)).to(dev);  // [B]
+}
+
+// lambda(s~) = (s~^2 + sd^2) / (s~ sd)^2 with s~^2 = exp(-logsnr): unit-variance targets for F at every level.
+Tensor edm_weight(const GaussianProcess& g, const ScheduleValues& v) {
+  const double sd2 = g.options().sigma_data() * g.options().sigma_data();
+  auto st2 = torch::exp(-v.logsnr);
+  return (st2 + sd2) / (st2 * sd2);
+}
+
 // The one-call bound with the objective's term sampling; a loss-aware sampler proposes the bins and sees the
 // (unweighted) terms it drew.
 ElboSample one_call_elbo(const Process& p, const DenoiseFn& f, const Tensor& x0, torch::Generator& gen,
@@ -89,9 +104,12 @@ Objective make_objective(const ObjectiveOptions& o, const Process& process, std:
   }
   if (name == "weighted") {
     require_gaussian(process, name);
+    if (o.weighting() == "edm" && !process.continuous_time())
+      throw ConfigError("config: field 'objective.weighting' 'edm' needs a continuous-time process (process.steps 0)");
     return [o](const Process& p, const DenoiseFn& f, const Tensor& x0, torch::Generator& gen) {
       auto& g = require_gaussian(p, "weighted");
-      auto t = sample_train_times(p, x0.size(0), o.low_discrepancy(), gen, x0.device());
+      auto t = o.weighting() == "edm" ? edm_train_times(g, x0.size(0), o, gen, x0.device())
+                                      : sample_train_times(p, x0.size(0), o.low_discrepancy(), gen, x0.device());
       auto xt = g.sample_xt(x0, t, gen);
       auto x0_hat = predict(g, f, xt, t);
       auto z0 = g.embed(x0);  // x0 in the state space (codes for gaussian-embed)
@@ -99,8 +117,10 @@ Objective make_objective(const ObjectiveOptions& o, const Process& process, std:
       // min-SNR-gamma: min(SNR, gamma) ||x0 - x0_hat||^2; likelihood: -SNR'(t)/2 ||x0 - x0_hat||^2;
       // flow-matching: ||u - u_hat||^2 = (alpha' - sigma' alpha / sigma)^2 ||x0 - x0_hat||^2 (u = alpha' x0 + sigma'
       // eps at the same x_t; Lipman et al. 2023's conditional flow-matching loss, 1 / t^2 on the rectified-flow path).
+      // edm: t from EDM's log-normal noise levels, lambda(s~) = (s~^2 + sd^2) / (s~ sd)^2 (Karras et al. 2022, Table 1).
       auto w = o.weighting() == "min-snr"      ? torch::clamp_max(v.snr(), o.min_snr_gamma())
                : o.weighting() == "likelihood" ? -0.5 * v.dsnr()
+               : o.weighting() == "edm"        ? edm_weight(g, v)
                                                : (v.dlog_alpha * v.alpha - v.dsigma2 / (2.0 * v.sigma) * v.alpha / v.sigma).square();
       ObjectiveResult r{sum_dims(w * (z0 - x0_hat).pow(2)) / dims(x0), {}};
       r.t = t;

@@ -11,12 +11,12 @@ namespace gsdiff::testing {
 
 // x0 ~ N(m, diag(s^2)) on [B, D]; q(x_t | x0) = N(alpha x0, sigma^2) gives p_t = N(alpha m, alpha^2 s^2 + sigma^2)
 // and E[x0 | x_t] = m + alpha s^2 / (alpha^2 s^2 + sigma^2) (x_t - alpha m). Returned in the process's
-// parameterisation from network_input = x_t / sqrt(alpha^2 + sigma^2); differentiable in its input.
+// parameterisation from network_input = c(t) x_t (1 / sqrt(alpha^2 + sigma^2), or EDM's c_in); differentiable in its input.
 inline DenoiseFn exact_gaussian_denoiser(const GaussianProcess& g, torch::Tensor m, torch::Tensor s) {
   return [&g, m, s](const torch::Tensor& net_in, const torch::Tensor& t) {
     auto x = net_in.to(torch::kFloat64);
     auto a = g.at(t.to(torch::kFloat64), x);
-    auto xt = x * torch::sqrt(a.alpha * a.alpha + a.sigma * a.sigma);
+    auto xt = x / g.network_input(torch::ones_like(x), t.to(torch::kFloat64));  // network_input is x_t times c(t)
     auto var = a.alpha * a.alpha * s * s + a.sigma * a.sigma;
     auto x0 = m + a.alpha * s * s / var * (xt - a.alpha * m);
     return g.output_for(x0, xt, t.to(torch::kFloat64)).to(net_in.scalar_type());
