@@ -15,7 +15,7 @@ namespace gsdiff {
 namespace {
 
 using SamplerFn = torch::Tensor (*)(const Process&, const DenoiseFn&, const std::vector<double>&, at::IntArrayRef,
-                                    torch::Generator&, const Progress&, const SamplerOptions&);
+                                    torch::Generator&, const Progress&, const SamplerOptions&, const StepHook&);
 // Why a sampler cannot run on a process with these options ("" when it can).
 using Refusal = std::string (*)(const Process&, const SamplerOptions&);
 
@@ -109,11 +109,12 @@ Sampler make_sampler(const std::string& name, const SamplerOptions& opts) {
   if (it == table().end())
     throw std::invalid_argument("unknown sampler '" + name + "'; known samplers: " + joined(sampler_names()));
   auto fn = it->second.fn;
-  return [fn, opts, name](const Process& p, const DenoiseFn& f, const std::vector<double>& grid, at::IntArrayRef shape,
-                          torch::Generator& gen, const Progress& progress) {
+  return Sampler([fn, opts, name](const Process& p, const DenoiseFn& f, const std::vector<double>& grid,
+                                   at::IntArrayRef shape, torch::Generator& gen, const Progress& progress,
+                                   const StepHook& hook) {
     check_sampler(name, p, opts);
-    return p.to_data(fn(p, f, grid, shape, gen, progress, opts));  // e.g. gaussian-embed's codes -> tokens
-  };
+    return p.to_data(fn(p, f, grid, shape, gen, progress, opts, hook));  // e.g. gaussian-embed's codes -> tokens
+  });
 }
 
 std::vector<double> time_grid(const Process& p, int64_t steps, const std::string& kind) {
@@ -139,8 +140,8 @@ DenoiseFn counted(DenoiseFn f, SamplerStats* stats) {
 
 torch::Tensor sample_ancestral_any(const Process& p, const DenoiseFn& f, const std::vector<double>& grid,
                                    at::IntArrayRef shape, torch::Generator& gen, const Progress& progress,
-                                   const SamplerOptions& o) {
-  auto x = sample_ancestral(p, counted(f, o.stats), grid, shape, gen, progress, o.device);
+                                   const SamplerOptions& o, const StepHook& hook) {
+  auto x = sample_ancestral(p, counted(f, o.stats), grid, shape, gen, progress, o.device, hook);
   return x.is_floating_point() ? x.to(o.dtype) : x;  // tokens (discrete, or decoded by to_data) stay int64
 }
 
