@@ -6,6 +6,7 @@
 
 #include "core/registry.h"
 #include "tools/commands.h"
+#include "tools/condition_flags.h"
 #include "tools/flags.h"
 #include "tools/input_files.h"
 #include "tools/sample_util.h"
@@ -42,6 +43,15 @@ int cmd_sample(int argc, char** argv) {
       "out", "output file (.png for images, .txt for text)", cxxopts::value<std::string>())(
       "device", "cpu or cuda", cxxopts::value<std::string>()->default_value("cpu"))(
       "plugin", "shared library registering extra processes", cxxopts::value<std::vector<std::string>>())(
+      "prompt", "text models: keep TEXT as the first characters of every sample and generate the rest",
+      cxxopts::value<std::string>())(
+      "suffix", "text models: keep TEXT as the last characters (with --prompt: fill the middle)",
+      cxxopts::value<std::string>())(
+      "infill", "text models: a pattern from the first character on, '_' marks each unknown character (\"the c_t sat\"); "
+      "characters after it are generated", cxxopts::value<std::string>())(
+      "inpaint", "image models: MASK.png of the model's image size; white pixels (>= 128) are generated, black ones kept "
+      "from --known", cxxopts::value<std::string>())(
+      "known", "image models: IMAGE.png with the pixels to keep (the model's size and channels)", cxxopts::value<std::string>())(
       "h,help", "show this help");
   const double inf = std::numeric_limits<double>::infinity();
   const std::vector<NumFlag> nums = {
@@ -57,6 +67,8 @@ int cmd_sample(int argc, char** argv) {
        NumFlag::Int64, -1, 1e9},
       {"guidance", "classifier-free guidance weight w: (1 + w) cond - w uncond (Ho & Salimans 2022); needs --class",
        NumFlag::Real, -1e6, 1e6, false, false, "no guidance", "0"},
+      {"resample", "conditioning: RePaint rounds per step (Lugmayr et al. 2022): re-noise x_s to x_t and redo the step",
+       NumFlag::Int64, 0, 1e6, false, false, "the replacement method alone", "0"},
       {"threads", "intra-op threads", NumFlag::Int, 0, 1 << 16, false, false, "$GSDIFF_THREADS when set, else all cores", "0"}};
   add_num_flags(o, nums);
   auto args = parse_checked(o, argc, argv, nums);
@@ -64,7 +76,12 @@ int cmd_sample(int argc, char** argv) {
     std::cout << o.help() << "\n";
     return 0;
   }
-  check_input_files(args, {"checkpoint", "model", "low-noise-checkpoint", "plugin"});
+  check_input_files(args, {"checkpoint", "model", "low-noise-checkpoint", "plugin", "inpaint", "known"});
+  const bool condition = has_condition_flags(args);
+  if (args["resample"].as<int64_t>() > 0 && !condition)
+    throw UsageError("--resample needs --prompt, --suffix, --infill or --inpaint/--known (it resamples a conditioned chain)");
+  if (condition && args.count("model"))
+    throw UsageError("--prompt/--suffix/--infill/--inpaint: sample from a --checkpoint (not yet from a --model export)");
   if (args.count("model") && args.count("out")) {  // the export alone (issue #7)
     set_threads(args["threads"].as<int>());
     SamplerOptions so = sampler_options(args);
@@ -97,7 +114,8 @@ int cmd_sample(int argc, char** argv) {
   if (w != 0 && !conditional) throw std::invalid_argument("--guidance needs --class (the class to guide towards)");
   if (conditional && args.count("low-noise-checkpoint"))
     throw std::invalid_argument("--class with --low-noise-checkpoint is not supported: guide one model at a time");
-  if (args["sampler"].as<std::string>() != "ancestral" || args.count("low-noise-checkpoint") || conditional) {  // issue #7 samplers
+  if (args["sampler"].as<std::string>() != "ancestral" || args.count("low-noise-checkpoint") || conditional ||
+      condition) {  // issue #7 samplers, issue #15 conditioning
     DenoiseFn f = denoise_fn(r.model);
     if (conditional) {
       const int64_t c = args["class"].as<int64_t>(), C = r.model->num_classes();
@@ -116,8 +134,12 @@ int cmd_sample(int argc, char** argv) {
     so.denoiser_uses_t = r.model->uses_time() || args.count("low-noise-checkpoint") > 0;  // experts switch on t
     so.device = req.device;
     auto ds = data::make_dataset(eval_data_config(r.config));
+    StepHook hook;
+    const bool tokens = r.process->space() == Space::Discrete || r.process->num_categories() > 0;
+    if (auto c = constraint_from_flags(args, {ds->kind(), ds->example_shape(), ds->categories(), tokens}))
+      hook = constraint_hook(*r.process, *c, ConstraintOptions().resample(args["resample"].as<int64_t>()));
     sample_fn_to_file(*r.process, f, ds->example_shape(), r.process->num_categories(), args["sampler"].as<std::string>(), so,
-                      req.num, req.steps, req.seed, args["out"].as<std::string>());
+                      req.num, req.steps, req.seed, args["out"].as<std::string>(), hook);
     std::cerr << "wrote " << args["out"].as<std::string>() << " (" << req.num << " samples, " << args["sampler"].as<std::string>() << ")\n";
     return 0;
   }

@@ -28,7 +28,7 @@ void write_samples(const std::string& path, const torch::Tensor& x_in, int64_t c
 
 void sample_fn_to_file(const Process& process, const DenoiseFn& f, const std::vector<int64_t>& example_shape,
                        int64_t categories, const std::string& sampler, const SamplerOptions& opts, int64_t num,
-                       int64_t steps, uint64_t seed, const std::string& out) {
+                       int64_t steps, uint64_t seed, const std::string& out, const StepHook& hook) {
   std::vector<int64_t> shape{num};
   shape.insert(shape.end(), example_shape.begin(), example_shape.end());
   auto gen = make_generator(opts.device, seed);
@@ -37,7 +37,7 @@ void sample_fn_to_file(const Process& process, const DenoiseFn& f, const std::ve
       std::cerr << "\rsampling step " << k << "/" << n << (k == n ? "\n" : "") << std::flush;
   };
   torch::NoGradGuard ng;
-  auto x = make_sampler(sampler, opts)(process, f, time_grid(process, steps), shape, gen, progress);
+  auto x = make_sampler(sampler, opts)(process, f, time_grid(process, steps), shape, gen, progress, hook);
   write_samples(out, x, categories);
 }
 
