@@ -93,8 +93,13 @@ StepHook constraint_hook(const Process& p, Constraint c, ConstraintOptions o) {
     if (!info.redo || info.s <= 0.0) return xs;  // no resampling of the prior draw or of the final x0
     auto opts = torch::TensorOptions().dtype(torch::kFloat64).device(x.device());
     auto sb = torch::full({x.size(0)}, info.s, opts), tb = torch::full({x.size(0)}, info.t, opts);  // [B]
-    for (int64_t r = 0; r < o.resample(); ++r)  // RePaint (Lugmayr et al. 2022, Alg. 1, the inner loop over u)
-      xs = replace_known(p, c, info.redo(sample_forward_step(p, xs, sb, tb, gen)), info.s, gen);
+    // RePaint (Lugmayr et al. 2022, Alg. 1, the inner loop over u). The re-noised x_t gets its known part back
+    // before the redo (kept tokens stay visible to the denoiser; for a Gaussian the known part of x_t is then a fresh
+    // q(x_t | x0) draw, the same law as re-noising it).
+    for (int64_t r = 0; r < o.resample(); ++r) {
+      auto xt = replace_known(p, c, sample_forward_step(p, xs, sb, tb, gen), info.t, gen);
+      xs = replace_known(p, c, info.redo(xt), info.s, gen);
+    }
     return xs;
   };
 }

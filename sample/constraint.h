@@ -17,7 +17,7 @@ struct Constraint {
 
 struct ConstraintOptions {
   // RePaint's resampling (Lugmayr et al. 2022, Alg. 1): after each step t -> s (s > 0), N times re-noise x_s
-  // back to x_t by the forward kernel q(x_t | x_s), redo the step and replace the known part again.
+  // back to x_t by the forward kernel q(x_t | x_s), put the known part back, redo the step and replace it again.
   // 0 = the plain replacement method. N extra network calls per step.
   TORCH_ARG(int64_t, resample) = 0;
 };
