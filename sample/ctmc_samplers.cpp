@@ -55,6 +55,7 @@ Tensor sample_tau_leaping(const Process& p, const DenoiseFn& f, const std::vecto
                           const SamplerOptions& o, const StepHook& hook) {
   const auto& c = as_cat(p, "tau-leaping");
   check_grid(grid, "tau-leaping");
+  const bool ordinal = tau_leaping_options(o.method).ordinal();
   auto fn = counted(f, o.stats);
   auto pred = [&](const Tensor& x, const Tensor& t) { return predict(c, fn, x, t); };
   return run_chain(c, grid, shape, gen, progress, o, hook, pred, [&](const Tensor& x, const Tensor& s, const Tensor& t, const Tensor& lp) {
@@ -62,7 +63,7 @@ Tensor sample_tau_leaping(const Process& p, const DenoiseFn& f, const std::vecto
     auto rates = rates_at(c, x, t, lp) * h;                // expected jumps x -> y in [s, t]  [B, ..., V]
     auto counts = at::poisson(rates.clamp_min(0.0), gen);  // Poisson jump counts per destination
     auto n = counts.sum(-1);                               // [B, ...]
-    if (o.ordinal) {  // ordinal states: add the displacements (Campbell et al. 2022, Sec. 4.1), clamp to [0, V)
+    if (ordinal) {  // ordinal states: add the displacements (Campbell et al. 2022, Sec. 4.1), clamp to [0, V)
       auto y = torch::arange(c.num_states(), torch::TensorOptions().dtype(torch::kFloat64).device(x.device()));
       auto disp = (counts * (y - x.unsqueeze(-1).to(torch::kFloat64))).sum(-1);
       return (x + disp.to(torch::kLong)).clamp(0, c.num_states() - 1);

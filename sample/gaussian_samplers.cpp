@@ -73,6 +73,7 @@ Tensor sample_ddim(const Process& p, const DenoiseFn& f, const std::vector<doubl
                    torch::Generator& gen, const Progress& progress, const SamplerOptions& o, const StepHook& hook) {
   torch::NoGradGuard ng;
   Run r(p, f, grid, shape, o, "ddim");
+  const double eta = ddim_options(o.method).eta();
   auto step = [&](const Tensor& x, int64_t k) {
     const double t = grid[k], s = grid[k + 1];
     auto at = at_time(r.g, t), as = at_time(r.g, s);
@@ -80,7 +81,7 @@ Tensor sample_ddim(const Process& p, const DenoiseFn& f, const std::vector<doubl
     if (s <= 0.0) return x0;
     auto eps = (x - at.alpha * x0) / at.sigma;
     // c^2 = eta^2 Var q(x_s | x_t, x0) = eta^2 sigma_s^2 (1 - e^{lambda_t - lambda_s}).
-    const double c2 = o.eta * o.eta * as.sigma * as.sigma * -std::expm1(at.logsnr - as.logsnr);
+    const double c2 = eta * eta * as.sigma * as.sigma * -std::expm1(at.logsnr - as.logsnr);
     auto xs = as.alpha * x0 + std::sqrt(std::max(0.0, as.sigma * as.sigma - c2)) * eps;
     return c2 > 0 ? xs + std::sqrt(c2) * randn_like_gen(xs, gen) : xs;
   };
@@ -154,15 +155,16 @@ Tensor sample_pc(const Process& p, const DenoiseFn& f, const std::vector<double>
                  torch::Generator& gen, const Progress& progress, const SamplerOptions& o, const StepHook& hook) {
   torch::NoGradGuard ng;
   Run r(p, f, grid, shape, o, "pc");
+  const auto po = pc_options(o.method);
   auto norm = [](const Tensor& v) { return v.reshape({v.size(0), -1}).norm(2, 1); };  // [B]
   auto step = [&](Tensor x, int64_t k) {
     const double t = grid[k], s = grid[k + 1];
     auto a = at_time(r.g, t);
     // Langevin corrector at t: step = 2 (snr ||z|| / ||score||)^2 per example (Song et al. 2021, Alg. 5).
-    for (int64_t c = 0; c < o.corrector_steps; ++c) {
+    for (int64_t c = 0; c < po.corrector_steps(); ++c) {
       auto sc = r.score(x, t, a);
       auto z = randn_like_gen(x, gen);
-      auto eps = per_example(2.0 * (o.snr * norm(z) / norm(sc).clamp_min(1e-12)).pow(2), x);  // [B, 1...]
+      auto eps = per_example(2.0 * (po.snr() * norm(z) / norm(sc).clamp_min(1e-12)).pow(2), x);  // [B, 1...]
       x = x + eps * sc + torch::sqrt(2.0 * eps) * z;
     }
     return em_step(r, x, t, s, gen);  // predictor

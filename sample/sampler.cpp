@@ -33,9 +33,15 @@ std::string with_generator(const Process& p, const SamplerOptions& o) {
   if (!cat(p)->has_generator()) return "it steps the reverse CTMC, and this discrete-time kernel has no generator R_t";
   return "";
 }
+// Whether o asks tau-leaping for ordinal steps (read leniently: the options may be another sampler's, when the
+// compatible samplers are listed for an error; make_sampler checks them for the sampler named).
+bool ordinal_steps(const SamplerOptions& o) {
+  const auto& j = o.method;
+  return j.is_object() && j.contains("ordinal") && j.at("ordinal").is_boolean() && j.at("ordinal").get<bool>();
+}
 std::string tau_leaping(const Process& p, const SamplerOptions& o) {
   auto why = with_generator(p, o);
-  if (why.empty() && o.ordinal && !cat(p)->ordinal_states())
+  if (why.empty() && ordinal_steps(o) && !cat(p)->ordinal_states())
     return "ordinal steps add jump displacements, and its states are not ordered (ordinal: blackout, discretized-gaussian)";
   return why;
 }
@@ -108,6 +114,7 @@ Sampler make_sampler(const std::string& name, const SamplerOptions& opts) {
   auto it = table().find(name);
   if (it == table().end())
     throw std::invalid_argument("unknown sampler '" + name + "'; known samplers: " + joined(sampler_names()));
+  validate_method_options(name, opts.method);  // its own options, parsed once here (errors list them)
   auto fn = it->second.fn;
   return Sampler([fn, opts, name](const Process& p, const DenoiseFn& f, const std::vector<double>& grid,
                                    at::IntArrayRef shape, torch::Generator& gen, const Progress& progress,

@@ -8,6 +8,7 @@
 
 #include "core/elbo.h"
 #include "core/process.h"
+#include "sample/method_options.h"
 #include "sample/step_hook.h"
 
 namespace gsdiff {
@@ -18,11 +19,11 @@ struct SamplerStats {
   int64_t network_rows = 0;   // examples evaluated, summed over calls (a cache skips rows)
 };
 
+// What every sampler shares; a method's own options (ddim's eta, pc's snr and corrector steps, tau-leaping's
+// ordinal steps) are the JSON object `method`, parsed by that method (sample/method_options.h) and checked by
+// make_sampler: a key the named sampler does not have is an error listing its options.
 struct SamplerOptions {
-  double eta = 0.0;             // ddim: 0 = deterministic DDIM, 1 = DDPM-like posterior noise
-  double snr = 0.16;            // pc: Langevin corrector's signal-to-noise ratio (Song et al. 2021)
-  int64_t corrector_steps = 1;  // pc: Langevin steps per predictor step
-  bool ordinal = false;         // tau-leaping: add jump displacements (ordinal states) instead of taking one fired jump
+  nlohmann::json method = nlohmann::json::object();  // e.g. to_json(DdimOptions().eta(1)) for "ddim"
   // mdlm-cached: whether the DenoiseFn's output depends on t (DenoiserNetImpl::uses_time; an expert switch does).
   // The cache is exact only for a time-independent denoiser: with true, mdlm-cached refuses.
   bool denoiser_uses_t = true;

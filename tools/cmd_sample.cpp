@@ -19,13 +19,20 @@ namespace gsdiff::cli {
 
 namespace {
 
-// The sampler flags every sampling path shares (eta, snr, corrector steps, ordinal).
+// The sampler's own options from its flags (--eta: ddim; --snr, --corrector-steps: pc; --ordinal: tau-leaping),
+// parsed into SamplerOptions::method once; a method flag given for another sampler is refused.
 SamplerOptions sampler_options(const cxxopts::ParseResult& args) {
+  const auto name = args["sampler"].as<std::string>();
+  const std::vector<std::pair<std::string, std::string>> owner = {
+      {"eta", "ddim"}, {"snr", "pc"}, {"corrector-steps", "pc"}, {"ordinal", "tau-leaping"}};
+  for (const auto& [flag, sampler] : owner)
+    if (args.count(flag) && name != sampler)
+      throw UsageError("--" + flag + ": an option of --sampler " + sampler + ", not of " + name);
   SamplerOptions so;
-  so.eta = args["eta"].as<double>();
-  so.snr = args["snr"].as<double>();
-  so.corrector_steps = args["corrector-steps"].as<int64_t>();
-  so.ordinal = args.count("ordinal") > 0;
+  if (name == "ddim") so.method = to_json(DdimOptions().eta(args["eta"].as<double>()));
+  if (name == "pc")
+    so.method = to_json(PcOptions().snr(args["snr"].as<double>()).corrector_steps(args["corrector-steps"].as<int64_t>()));
+  if (name == "tau-leaping") so.method = to_json(TauLeapingOptions().ordinal(args.count("ordinal") > 0));
   return so;
 }
 

@@ -90,6 +90,9 @@ TEST(CliConditioning, BadTextInputIsNamed) {
       {"--inpaint " + text_checkpoint() + " --known " + text_checkpoint(), "--inpaint/--known: expected an image model; this checkpoint's data is tokens"},
       {"--resample 2", "--resample needs --prompt"},
       {"--prompt 'the' --resample -1", "--resample: expected an integer"},
+      // a sampler's own flag given for another sampler (the per-method options, parsed once)
+      {"--prompt 'the' --eta 1", "--eta: an option of --sampler ddim, not of ancestral"},
+      {"--sampler ddim --ordinal", "--ordinal: an option of --sampler tau-leaping, not of ddim"},
   };
   for (const auto& c : cases) {
     auto r = run_cli(base + c.flags);
