@@ -18,9 +18,9 @@ std::string listed(const std::vector<std::string>& v) {
 void check_keys(const std::string& sampler, const nlohmann::json& j, const std::vector<std::string>& known) {
   if (j.is_null()) return;
   if (!j.is_object()) throw std::invalid_argument("sampler '" + sampler + "': its options must be a JSON object");
-  for (const auto& [k, v] : j.items())
-    if (std::find(known.begin(), known.end(), k) == known.end())
-      throw std::invalid_argument("sampler '" + sampler + "' has no option '" + k + "'; its options: " + listed(known));
+  for (auto it = j.begin(); it != j.end(); ++it)
+    if (std::find(known.begin(), known.end(), it.key()) == known.end())
+      throw std::invalid_argument("sampler '" + sampler + "' has no option '" + it.key() + "'; its options: " + listed(known));
 }
 
 double number(const std::string& sampler, const nlohmann::json& j, const std::string& key, double fallback, double lo) {
