@@ -36,6 +36,23 @@ SamplerOptions sampler_options(const cxxopts::ParseResult& args) {
   return so;
 }
 
+// Tokens carry the data for discrete processes and for gaussian-embed.
+bool takes_tokens(const Process& p) { return p.space() == Space::Discrete || p.num_categories() > 0; }
+
+// An export knows its process and data shape only: images are 3-d, text8 is 27 tokens per position.
+DataSpec export_data_spec(const Process& p, const std::vector<int64_t>& shape) {
+  const auto kind = shape.size() == 3 ? data::DataKind::Image
+                    : takes_tokens(p) ? data::DataKind::Tokens : data::DataKind::Continuous;
+  return {kind, shape, p.num_categories(), takes_tokens(p)};
+}
+
+// The constraint hook of the conditioning flags (empty when none was given).
+StepHook condition_hook(const cxxopts::ParseResult& args, const Process& p, const DataSpec& spec) {
+  auto c = constraint_from_flags(args, spec);
+  if (!c) return {};
+  return constraint_hook(p, *c, ConstraintOptions().resample(args["resample"].as<int64_t>()));
+}
+
 }  // namespace
 
 int cmd_sample(int argc, char** argv) {
@@ -87,15 +104,16 @@ int cmd_sample(int argc, char** argv) {
   const bool condition = has_condition_flags(args);
   if (args["resample"].as<int64_t>() > 0 && !condition)
     throw UsageError("--resample needs --prompt, --suffix, --infill or --inpaint/--known (it resamples a conditioned chain)");
-  if (condition && args.count("model"))
-    throw UsageError("--prompt/--suffix/--infill/--inpaint: sample from a --checkpoint (not yet from a --model export)");
   if (args.count("model") && args.count("out")) {  // the export alone (issue #7)
     set_threads(args["threads"].as<int>());
     SamplerOptions so = sampler_options(args);
     so.device = parse_device(args["device"].as<std::string>());
     sample_export_to_file(args["model"].as<std::string>(), args["sampler"].as<std::string>(), so,
                           args.count("num") ? args["num"].as<int64_t>() : 64, args.count("steps") ? args["steps"].as<int64_t>() : 0,
-                          args.count("seed") ? args["seed"].as<uint64_t>() : 0, args["out"].as<std::string>());
+                          args.count("seed") ? args["seed"].as<uint64_t>() : 0, args["out"].as<std::string>(),
+                          [&args](const Process& p, const std::vector<int64_t>& shape) {
+                            return condition_hook(args, p, export_data_spec(p, shape));
+                          });
     std::cerr << "wrote " << args["out"].as<std::string>() << "\n";
     return 0;
   }
@@ -141,10 +159,7 @@ int cmd_sample(int argc, char** argv) {
     so.denoiser_uses_t = r.model->uses_time() || args.count("low-noise-checkpoint") > 0;  // experts switch on t
     so.device = req.device;
     auto ds = data::make_dataset(eval_data_config(r.config));
-    StepHook hook;
-    const bool tokens = r.process->space() == Space::Discrete || r.process->num_categories() > 0;
-    if (auto c = constraint_from_flags(args, {ds->kind(), ds->example_shape(), ds->categories(), tokens}))
-      hook = constraint_hook(*r.process, *c, ConstraintOptions().resample(args["resample"].as<int64_t>()));
+    auto hook = condition_hook(args, *r.process, {ds->kind(), ds->example_shape(), ds->categories(), takes_tokens(*r.process)});
     sample_fn_to_file(*r.process, f, ds->example_shape(), r.process->num_categories(), args["sampler"].as<std::string>(), so,
                       req.num, req.steps, req.seed, args["out"].as<std::string>(), hook);
     std::cerr << "wrote " << args["out"].as<std::string>() << " (" << req.num << " samples, " << args["sampler"].as<std::string>() << ")\n";

@@ -74,6 +74,26 @@ TEST(CliConditioning, PromptSuffixAndInfillKeepTheKnownCharacters) {
       if (pattern[i] != '_') EXPECT_EQ(l[i], pattern[i]) << "position " << i << " of '" << l << "'";
 }
 
+// The TorchScript export alone (gsdiff export) is conditioned the same way.
+TEST(CliConditioning, AnExportKeepsTheKnownCharacters) {
+  const auto dir = fs::path(text_checkpoint()).parent_path().string();
+  auto ex = run_cli("export --checkpoint " + text_checkpoint() + " --out " + dir + "/m.pt");
+  ASSERT_EQ(ex.rc, 0) << ex.out;
+  auto r = run_cli("sample --model " + dir + "/m.pt --num 3 --steps 8 --seed 1 --threads 1 --infill 'the c_t' --out " +
+                   dir + "/e.txt");
+  ASSERT_EQ(r.rc, 0) << r.out;
+  auto v = lines_of(dir + "/e.txt");
+  ASSERT_EQ(v.size(), 3u);
+  for (const auto& l : v) {
+    EXPECT_EQ(l.substr(0, 5), "the c") << l;
+    EXPECT_EQ(l.substr(6, 1), "t") << l;
+  }
+  auto bad = run_cli("sample --model " + dir + "/m.pt --num 1 --threads 1 --prompt 'the cat sat on the mat' --out " +
+                     dir + "/e.txt");
+  EXPECT_NE(bad.rc, 0);
+  EXPECT_NE(bad.out.find("--prompt: expected at most 16 characters"), std::string::npos) << bad.out;
+}
+
 // Each mistake: nonzero exit, one line naming the flag and what was expected, no backtrace.
 TEST(CliConditioning, BadTextInputIsNamed) {
   const std::string base = "sample --checkpoint " + text_checkpoint() + " --num 2 --steps 2 --threads 1 --out " +
