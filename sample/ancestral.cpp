@@ -26,26 +26,23 @@ std::vector<double> default_grid(const Process& p, int64_t steps) {
 
 torch::Tensor sample_ancestral(const Process& p, const DenoiseFn& denoise, const std::vector<double>& grid,
                                at::IntArrayRef shape, torch::Generator& gen,
-                               std::function<void(int64_t, int64_t)> progress, const torch::Device& device) {
+                               std::function<void(int64_t, int64_t)> progress, const torch::Device& device,
+                               const StepHook& hook) {
   if (grid.size() < 2) throw std::invalid_argument("sample_ancestral: the grid needs at least two times");
   for (size_t i = 1; i < grid.size(); ++i)
     if (!(grid[i] < grid[i - 1])) throw std::invalid_argument("sample_ancestral: the grid must be strictly descending");
   torch::NoGradGuard ng;
   const bool continuous = p.space() == Space::Continuous;
   auto opts = torch::TensorOptions().device(device).dtype(continuous ? torch::kFloat32 : torch::kLong);
-  auto x = p.sample_prior(shape, opts, gen);  // [N, ...]
-  const int64_t B = shape[0], total = int64_t(grid.size()) - 1;
+  const int64_t B = shape[0];
   auto tdev = torch::TensorOptions().dtype(torch::kFloat64).device(device);
-  for (int64_t k = 0; k < total; ++k) {
+  auto step = [&](const torch::Tensor& x, int64_t k) {
     auto t = torch::full({B}, grid[k], tdev), s = torch::full({B}, grid[k + 1], tdev);  // [N]
     auto pred = predict(p, denoise, x, t);  // x0_hat [N, ...] or log p(x0 | x_t) [N, ..., K]
-    if (continuous && grid[k + 1] <= 0.0) {
-      x = pred;  // final step to s = 0: the mean prediction rather than a noisy z_0
-    } else {
-      x = p.sample_reverse(x, s, t, pred, gen);
-    }
-    if (progress) progress(k + 1, total);
-  }
+    // Final step to s = 0 (continuous): the mean prediction rather than a noisy z_0.
+    return continuous && grid[k + 1] <= 0.0 ? pred : p.sample_reverse(x, s, t, pred, gen);
+  };
+  auto x = run_reverse_steps(p.sample_prior(shape, opts, gen), grid, step, hook, gen, progress);  // [N, ...]
   return p.to_data(x);  // the data's form (gaussian-embed: nearest code -> tokens)
 }
 

@@ -28,18 +28,18 @@ void check_grid(const std::vector<double>& grid, const char* who) {
 // reverse step (a draw from p(x0 | x_t) for every kernel with Qbar_0 = I). `pred_fn` yields the prediction.
 template <typename Pred, typename Step>
 Tensor run_chain(const CategoricalProcess& c, const std::vector<double>& grid, at::IntArrayRef shape,
-                 torch::Generator& gen, const Progress& progress, const SamplerOptions& o, Pred pred_fn, Step step) {
+                 torch::Generator& gen, const Progress& progress, const SamplerOptions& o, const StepHook& hook,
+                 Pred pred_fn, Step step) {
   torch::NoGradGuard ng;
   auto x = c.sample_prior(shape, torch::TensorOptions().dtype(torch::kLong).device(o.device), gen);  // [B, ...]
   auto tdev = torch::TensorOptions().dtype(torch::kFloat64).device(o.device);
-  const int64_t B = shape[0], total = int64_t(grid.size()) - 1;
-  for (int64_t k = 0; k < total; ++k) {
+  const int64_t B = shape[0];
+  auto one = [&](const Tensor& xt, int64_t k) {
     auto t = torch::full({B}, grid[k], tdev), s = torch::full({B}, grid[k + 1], tdev);
-    auto pred = pred_fn(x, t);  // log p(x0 | x_t) [B, ..., K]
-    x = grid[k + 1] <= 0.0 ? c.sample_reverse(x, s, t, pred, gen) : step(x, s, t, pred);
-    if (progress) progress(k + 1, total);
-  }
-  return x;
+    auto pred = pred_fn(xt, t);  // log p(x0 | x_t) [B, ..., K]
+    return grid[k + 1] <= 0.0 ? c.sample_reverse(xt, s, t, pred, gen) : step(xt, s, t, pred);
+  };
+  return run_reverse_steps(x, grid, one, hook, gen, progress);
 }
 
 // R_hat_theta(x_t, .) [B, ..., V] in float64, evaluated at min(t, 1 - 1e-6): common schedules have
@@ -52,17 +52,18 @@ Tensor rates_at(const CategoricalProcess& c, const Tensor& x, const Tensor& t, c
 
 Tensor sample_tau_leaping(const Process& p, const DenoiseFn& f, const std::vector<double>& grid,
                           at::IntArrayRef shape, torch::Generator& gen, const Progress& progress,
-                          const SamplerOptions& o) {
+                          const SamplerOptions& o, const StepHook& hook) {
   const auto& c = as_cat(p, "tau-leaping");
   check_grid(grid, "tau-leaping");
+  const bool ordinal = tau_leaping_options(o.method).ordinal();
   auto fn = counted(f, o.stats);
   auto pred = [&](const Tensor& x, const Tensor& t) { return predict(c, fn, x, t); };
-  return run_chain(c, grid, shape, gen, progress, o, pred, [&](const Tensor& x, const Tensor& s, const Tensor& t, const Tensor& lp) {
+  return run_chain(c, grid, shape, gen, progress, o, hook, pred, [&](const Tensor& x, const Tensor& s, const Tensor& t, const Tensor& lp) {
     auto h = per_example(t - s, x, 1);
     auto rates = rates_at(c, x, t, lp) * h;                // expected jumps x -> y in [s, t]  [B, ..., V]
     auto counts = at::poisson(rates.clamp_min(0.0), gen);  // Poisson jump counts per destination
     auto n = counts.sum(-1);                               // [B, ...]
-    if (o.ordinal) {  // ordinal states: add the displacements (Campbell et al. 2022, Sec. 4.1), clamp to [0, V)
+    if (ordinal) {  // ordinal states: add the displacements (Campbell et al. 2022, Sec. 4.1), clamp to [0, V)
       auto y = torch::arange(c.num_states(), torch::TensorOptions().dtype(torch::kFloat64).device(x.device()));
       auto disp = (counts * (y - x.unsqueeze(-1).to(torch::kFloat64))).sum(-1);
       return (x + disp.to(torch::kLong)).clamp(0, c.num_states() - 1);
@@ -76,12 +77,12 @@ Tensor sample_tau_leaping(const Process& p, const DenoiseFn& f, const std::vecto
 
 Tensor sample_ctmc_euler(const Process& p, const DenoiseFn& f, const std::vector<double>& grid,
                          at::IntArrayRef shape, torch::Generator& gen, const Progress& progress,
-                         const SamplerOptions& o) {
+                         const SamplerOptions& o, const StepHook& hook) {
   const auto& c = as_cat(p, "euler");
   check_grid(grid, "euler");
   auto fn = counted(f, o.stats);
   auto pred = [&](const Tensor& x, const Tensor& t) { return predict(c, fn, x, t); };
-  return run_chain(c, grid, shape, gen, progress, o, pred, [&](const Tensor& x, const Tensor& s, const Tensor& t, const Tensor& lp) {
+  return run_chain(c, grid, shape, gen, progress, o, hook, pred, [&](const Tensor& x, const Tensor& s, const Tensor& t, const Tensor& lp) {
     auto h = per_example(t - s, x, 1);
     auto jump = (rates_at(c, x, t, lp) * h).clamp_min(0.0);  // P(x -> y) ~ R_hat(x, y) h
     auto out = jump.sum(-1, true);
@@ -101,19 +102,20 @@ Tensor tweedie_reverse_probs(const Process& p, const Tensor& xt, const Tensor& s
 }
 
 Tensor sample_tweedie(const Process& p, const DenoiseFn& f, const std::vector<double>& grid, at::IntArrayRef shape,
-                      torch::Generator& gen, const Progress& progress, const SamplerOptions& o) {
+                      torch::Generator& gen, const Progress& progress, const SamplerOptions& o,
+                      const StepHook& hook) {
   const auto& c = as_cat(p, "tweedie");
   check_grid(grid, "tweedie");
   auto fn = counted(f, o.stats);
   auto pred = [&](const Tensor& x, const Tensor& t) { return predict(c, fn, x, t); };
-  return run_chain(c, grid, shape, gen, progress, o, pred, [&](const Tensor& x, const Tensor& s, const Tensor& t, const Tensor& lp) {
+  return run_chain(c, grid, shape, gen, progress, o, hook, pred, [&](const Tensor& x, const Tensor& s, const Tensor& t, const Tensor& lp) {
     return sample_categorical(tweedie_reverse_probs(c, x, s, t, lp), gen);
   });
 }
 
 Tensor sample_mdlm_cached(const Process& p, const DenoiseFn& f, const std::vector<double>& grid,
                           at::IntArrayRef shape, torch::Generator& gen, const Progress& progress,
-                          const SamplerOptions& o) {
+                          const SamplerOptions& o, const StepHook& hook) {
   const auto& c = as_cat(p, "mdlm-cached");
   if (!dynamic_cast<const AbsorbingProcess*>(&c))
     throw std::invalid_argument("mdlm-cached: needs the absorbing process, got " + p.name());
@@ -140,7 +142,7 @@ Tensor sample_mdlm_cached(const Process& p, const DenoiseFn& f, const std::vecto
     last = x.clone();
     return cache;
   };
-  return run_chain(c, grid, shape, gen, progress, o, pred, [&](const Tensor& x, const Tensor& s, const Tensor& t, const Tensor& lp) {
+  return run_chain(c, grid, shape, gen, progress, o, hook, pred, [&](const Tensor& x, const Tensor& s, const Tensor& t, const Tensor& lp) {
     return c.sample_reverse(x, s, t, lp, gen);
   });
 }

@@ -70,43 +70,35 @@ Tensor em_step(const Run& r, const Tensor& x, double t, double s, torch::Generat
 }  // namespace
 
 Tensor sample_ddim(const Process& p, const DenoiseFn& f, const std::vector<double>& grid, at::IntArrayRef shape,
-                   torch::Generator& gen, const Progress& progress, const SamplerOptions& o) {
+                   torch::Generator& gen, const Progress& progress, const SamplerOptions& o, const StepHook& hook) {
   torch::NoGradGuard ng;
   Run r(p, f, grid, shape, o, "ddim");
-  auto x = r.prior(shape, o, gen);  // [B, ...]
-  for (int64_t k = 0; k < r.steps(); ++k) {
+  const double eta = ddim_options(o.method).eta();
+  auto step = [&](const Tensor& x, int64_t k) {
     const double t = grid[k], s = grid[k + 1];
     auto at = at_time(r.g, t), as = at_time(r.g, s);
     auto x0 = r.x0_hat(x, t);
-    if (s <= 0.0) {
-      x = x0;
-    } else {
-      auto eps = (x - at.alpha * x0) / at.sigma;
-      // c^2 = eta^2 Var q(x_s | x_t, x0) = eta^2 sigma_s^2 (1 - e^{lambda_t - lambda_s}).
-      const double c2 = o.eta * o.eta * as.sigma * as.sigma * -std::expm1(at.logsnr - as.logsnr);
-      x = as.alpha * x0 + std::sqrt(std::max(0.0, as.sigma * as.sigma - c2)) * eps;
-      if (c2 > 0) x = x + std::sqrt(c2) * randn_like_gen(x, gen);
-    }
-    if (progress) progress(k + 1, r.steps());
-  }
-  return x;
+    if (s <= 0.0) return x0;
+    auto eps = (x - at.alpha * x0) / at.sigma;
+    // c^2 = eta^2 Var q(x_s | x_t, x0) = eta^2 sigma_s^2 (1 - e^{lambda_t - lambda_s}).
+    const double c2 = eta * eta * as.sigma * as.sigma * -std::expm1(at.logsnr - as.logsnr);
+    auto xs = as.alpha * x0 + std::sqrt(std::max(0.0, as.sigma * as.sigma - c2)) * eps;
+    return c2 > 0 ? xs + std::sqrt(c2) * randn_like_gen(xs, gen) : xs;
+  };
+  return run_reverse_steps(r.prior(shape, o, gen), grid, step, hook, gen, progress);  // [B, ...]
 }
 
 Tensor sample_euler_maruyama(const Process& p, const DenoiseFn& f, const std::vector<double>& grid,
                              at::IntArrayRef shape, torch::Generator& gen, const Progress& progress,
-                             const SamplerOptions& o) {
+                             const SamplerOptions& o, const StepHook& hook) {
   torch::NoGradGuard ng;
   Run r(p, f, grid, shape, o, "euler-maruyama");
-  auto x = r.prior(shape, o, gen);
-  for (int64_t k = 0; k < r.steps(); ++k) {
-    x = em_step(r, x, grid[k], grid[k + 1], gen);
-    if (progress) progress(k + 1, r.steps());
-  }
-  return x;
+  auto step = [&](const Tensor& x, int64_t k) { return em_step(r, x, grid[k], grid[k + 1], gen); };
+  return run_reverse_steps(r.prior(shape, o, gen), grid, step, hook, gen, progress);
 }
 
 Tensor sample_heun(const Process& p, const DenoiseFn& f, const std::vector<double>& grid, at::IntArrayRef shape,
-                   torch::Generator& gen, const Progress& progress, const SamplerOptions& o) {
+                   torch::Generator& gen, const Progress& progress, const SamplerOptions& o, const StepHook& hook) {
   torch::NoGradGuard ng;
   Run r(p, f, grid, shape, o, "heun");
   // Probability-flow ODE dx/dt = f x - 1/2 g^2 score (Song et al. 2021, eq. 13).
@@ -114,74 +106,70 @@ Tensor sample_heun(const Process& p, const DenoiseFn& f, const std::vector<doubl
     auto a = at_time(r.g, t);
     return a.f * x - 0.5 * a.g2 * r.score(x, t, a, x0);
   };
-  auto x = r.prior(shape, o, gen);
-  for (int64_t k = 0; k < r.steps(); ++k) {
+  auto step = [&](const Tensor& x, int64_t k) {
     const double t = grid[k], s = grid[k + 1];
     Tensor x0;
     auto d1 = velocity(x, t, &x0);
-    if (s <= 0.0) {
-      x = x0;  // final step: the denoised prediction
-    } else {
-      auto xe = x + (s - t) * d1;       // Euler predictor
-      auto d2 = velocity(xe, s, nullptr);
-      x = x + (s - t) * 0.5 * (d1 + d2);  // trapezoidal corrector
-    }
-    if (progress) progress(k + 1, r.steps());
-  }
-  return x;
+    if (s <= 0.0) return x0;  // final step: the denoised prediction
+    auto xe = x + (s - t) * d1;  // Euler predictor
+    auto d2 = velocity(xe, s, nullptr);
+    return x + (s - t) * 0.5 * (d1 + d2);  // trapezoidal corrector
+  };
+  return run_reverse_steps(r.prior(shape, o, gen), grid, step, hook, gen, progress);
 }
 
 Tensor sample_dpm_solver_pp(const Process& p, const DenoiseFn& f, const std::vector<double>& grid,
                             at::IntArrayRef shape, torch::Generator& gen, const Progress& progress,
-                            const SamplerOptions& o) {
+                            const SamplerOptions& o, const StepHook& hook) {
   torch::NoGradGuard ng;
   Run r(p, f, grid, shape, o, "dpm-solver++");
-  auto x = r.prior(shape, o, gen);
-  Tensor x0_prev;
-  double h_prev = 0.0;
-  for (int64_t k = 0; k < r.steps(); ++k) {
+  // The multistep history (x0_hat and h of the previous step) is committed when the next step starts, so that a
+  // hook's redo of step k reuses step k - 1's history, not its own.
+  Tensor x0_prev, x0_last;
+  double h_prev = 0.0, h_last = 0.0;
+  int64_t committed = -1;
+  auto step = [&](const Tensor& x, int64_t k) {
+    if (committed != k - 1) {
+      x0_prev = x0_last;
+      h_prev = h_last;
+      committed = k - 1;
+    }
     const double t = grid[k], s = grid[k + 1];
     auto at = at_time(r.g, t), as = at_time(r.g, s);
     auto x0 = r.x0_hat(x, t);
-    if (s <= 0.0) {
-      x = x0;
-    } else {
-      const double h = as.logsnr / 2 - at.logsnr / 2;  // step in lambda = log(alpha / sigma)
-      Tensor D = x0;
-      if (x0_prev.defined()) {  // 2nd-order multistep correction, r = h_{i-1} / h_i (Lu et al. 2022, Alg. 2)
-        const double ratio = h_prev / h;
-        D = (1.0 + 0.5 / ratio) * x0 - (0.5 / ratio) * x0_prev;
-      }
-      x = (as.sigma / at.sigma) * x - as.alpha * std::expm1(-h) * D;
-      x0_prev = x0;
-      h_prev = h;
+    if (s <= 0.0) return x0;
+    const double h = as.logsnr / 2 - at.logsnr / 2;  // step in lambda = log(alpha / sigma)
+    Tensor D = x0;
+    if (x0_prev.defined()) {  // 2nd-order multistep correction, r = h_{i-1} / h_i (Lu et al. 2022, Alg. 2)
+      const double ratio = h_prev / h;
+      D = (1.0 + 0.5 / ratio) * x0 - (0.5 / ratio) * x0_prev;
     }
-    if (progress) progress(k + 1, r.steps());
-  }
-  return x;
+    x0_last = x0;
+    h_last = h;
+    return (as.sigma / at.sigma) * x - as.alpha * std::expm1(-h) * D;
+  };
+  return run_reverse_steps(r.prior(shape, o, gen), grid, step, hook, gen, progress);
 }
 
 Tensor sample_pc(const Process& p, const DenoiseFn& f, const std::vector<double>& grid, at::IntArrayRef shape,
-                 torch::Generator& gen, const Progress& progress, const SamplerOptions& o) {
+                 torch::Generator& gen, const Progress& progress, const SamplerOptions& o, const StepHook& hook) {
   torch::NoGradGuard ng;
   Run r(p, f, grid, shape, o, "pc");
-  auto x = r.prior(shape, o, gen);
+  const auto po = pc_options(o.method);
   auto norm = [](const Tensor& v) { return v.reshape({v.size(0), -1}).norm(2, 1); };  // [B]
-  for (int64_t k = 0; k < r.steps(); ++k) {
+  auto step = [&](Tensor x, int64_t k) {
     const double t = grid[k], s = grid[k + 1];
     auto a = at_time(r.g, t);
     // Langevin corrector at t: step = 2 (snr ||z|| / ||score||)^2 per example (Song et al. 2021, Alg. 5).
-    for (int64_t c = 0; c < o.corrector_steps; ++c) {
+    for (int64_t c = 0; c < po.corrector_steps(); ++c) {
       auto sc = r.score(x, t, a);
       auto z = randn_like_gen(x, gen);
-      auto step = 2.0 * (o.snr * norm(z) / norm(sc).clamp_min(1e-12)).pow(2);  // [B]
-      step = per_example(step, x);
-      x = x + step * sc + torch::sqrt(2.0 * step) * z;
+      auto eps = per_example(2.0 * (po.snr() * norm(z) / norm(sc).clamp_min(1e-12)).pow(2), x);  // [B, 1...]
+      x = x + eps * sc + torch::sqrt(2.0 * eps) * z;
     }
-    x = em_step(r, x, t, s, gen);  // predictor
-    if (progress) progress(k + 1, r.steps());
-  }
-  return x;
+    return em_step(r, x, t, s, gen);  // predictor
+  };
+  return run_reverse_steps(r.prior(shape, o, gen), grid, step, hook, gen, progress);
 }
 
 }  // namespace gsdiff

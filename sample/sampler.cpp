@@ -15,7 +15,7 @@ namespace gsdiff {
 namespace {
 
 using SamplerFn = torch::Tensor (*)(const Process&, const DenoiseFn&, const std::vector<double>&, at::IntArrayRef,
-                                    torch::Generator&, const Progress&, const SamplerOptions&);
+                                    torch::Generator&, const Progress&, const SamplerOptions&, const StepHook&);
 // Why a sampler cannot run on a process with these options ("" when it can).
 using Refusal = std::string (*)(const Process&, const SamplerOptions&);
 
@@ -33,9 +33,15 @@ std::string with_generator(const Process& p, const SamplerOptions& o) {
   if (!cat(p)->has_generator()) return "it steps the reverse CTMC, and this discrete-time kernel has no generator R_t";
   return "";
 }
+// Whether o asks tau-leaping for ordinal steps (read leniently: the options may be another sampler's, when the
+// compatible samplers are listed for an error; make_sampler checks them for the sampler named).
+bool ordinal_steps(const SamplerOptions& o) {
+  const auto& j = o.method;
+  return j.is_object() && j.contains("ordinal") && j.at("ordinal").is_boolean() && j.at("ordinal").get<bool>();
+}
 std::string tau_leaping(const Process& p, const SamplerOptions& o) {
   auto why = with_generator(p, o);
-  if (why.empty() && o.ordinal && !cat(p)->ordinal_states())
+  if (why.empty() && ordinal_steps(o) && !cat(p)->ordinal_states())
     return "ordinal steps add jump displacements, and its states are not ordered (ordinal: blackout, discretized-gaussian)";
   return why;
 }
@@ -108,12 +114,14 @@ Sampler make_sampler(const std::string& name, const SamplerOptions& opts) {
   auto it = table().find(name);
   if (it == table().end())
     throw std::invalid_argument("unknown sampler '" + name + "'; known samplers: " + joined(sampler_names()));
+  validate_method_options(name, opts.method);  // its own options, parsed once here (errors list them)
   auto fn = it->second.fn;
-  return [fn, opts, name](const Process& p, const DenoiseFn& f, const std::vector<double>& grid, at::IntArrayRef shape,
-                          torch::Generator& gen, const Progress& progress) {
+  return Sampler([fn, opts, name](const Process& p, const DenoiseFn& f, const std::vector<double>& grid,
+                                   at::IntArrayRef shape, torch::Generator& gen, const Progress& progress,
+                                   const StepHook& hook) {
     check_sampler(name, p, opts);
-    return p.to_data(fn(p, f, grid, shape, gen, progress, opts));  // e.g. gaussian-embed's codes -> tokens
-  };
+    return p.to_data(fn(p, f, grid, shape, gen, progress, opts, hook));  // e.g. gaussian-embed's codes -> tokens
+  });
 }
 
 std::vector<double> time_grid(const Process& p, int64_t steps, const std::string& kind) {
@@ -159,8 +167,8 @@ DenoiseFn counted(DenoiseFn f, SamplerStats* stats) {
 
 torch::Tensor sample_ancestral_any(const Process& p, const DenoiseFn& f, const std::vector<double>& grid,
                                    at::IntArrayRef shape, torch::Generator& gen, const Progress& progress,
-                                   const SamplerOptions& o) {
-  auto x = sample_ancestral(p, counted(f, o.stats), grid, shape, gen, progress, o.device);
+                                   const SamplerOptions& o, const StepHook& hook) {
+  auto x = sample_ancestral(p, counted(f, o.stats), grid, shape, gen, progress, o.device, hook);
   return x.is_floating_point() ? x.to(o.dtype) : x;  // tokens (discrete, or decoded by to_data) stay int64
 }
 

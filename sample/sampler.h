@@ -8,11 +8,10 @@
 
 #include "core/elbo.h"
 #include "core/process.h"
+#include "sample/method_options.h"
+#include "sample/step_hook.h"
 
 namespace gsdiff {
-
-// progress(step, total) after each reverse step.
-using Progress = std::function<void(int64_t step, int64_t total)>;
 
 // What a sampler did (filled when SamplerOptions::stats is set).
 struct SamplerStats {
@@ -20,11 +19,11 @@ struct SamplerStats {
   int64_t network_rows = 0;   // examples evaluated, summed over calls (a cache skips rows)
 };
 
+// What every sampler shares; a method's own options (ddim's eta, pc's snr and corrector steps, tau-leaping's
+// ordinal steps) are the JSON object `method`, parsed by that method (sample/method_options.h) and checked by
+// make_sampler: a key the named sampler does not have is an error listing its options.
 struct SamplerOptions {
-  double eta = 0.0;             // ddim: 0 = deterministic DDIM, 1 = DDPM-like posterior noise
-  double snr = 0.16;            // pc: Langevin corrector's signal-to-noise ratio (Song et al. 2021)
-  int64_t corrector_steps = 1;  // pc: Langevin steps per predictor step
-  bool ordinal = false;         // tau-leaping: add jump displacements (ordinal states) instead of taking one fired jump
+  nlohmann::json method = nlohmann::json::object();  // e.g. to_json(DdimOptions().eta(1)) for "ddim"
   // mdlm-cached: whether the DenoiseFn's output depends on t (DenoiserNetImpl::uses_time; an expert switch does).
   // The cache is exact only for a time-independent denoiser: with true, mdlm-cached refuses.
   bool denoiser_uses_t = true;
@@ -35,13 +34,29 @@ struct SamplerOptions {
 
 // The shared signature: grid is strictly descending (grid.front() = 1, grid.back() = 0 or t_min); one
 // network call per step (two for heun, 1 + corrector_steps for pc) for the whole batch; returns x0 [shape].
-using Sampler = std::function<torch::Tensor(const Process&, const DenoiseFn&, const std::vector<double>& grid,
-                                            at::IntArrayRef shape, torch::Generator&, const Progress&)>;
+// An optional per-step hook (sample/step_hook.h) sees the prior draw and every x_s, and may replace it
+// (conditioning on known parts: sample/constraint.h); every sampler below calls it.
+class Sampler {
+ public:
+  using Fn = std::function<torch::Tensor(const Process&, const DenoiseFn&, const std::vector<double>& grid,
+                                         at::IntArrayRef shape, torch::Generator&, const Progress&, const StepHook&)>;
+  Sampler() = default;
+  explicit Sampler(Fn fn) : fn_(std::move(fn)) {}
+  torch::Tensor operator()(const Process& p, const DenoiseFn& f, const std::vector<double>& grid, at::IntArrayRef shape,
+                           torch::Generator& gen, const Progress& progress = {}, const StepHook& hook = {}) const {
+    return fn_(p, f, grid, shape, gen, progress, hook);
+  }
+  explicit operator bool() const { return bool(fn_); }
 
-// Every sampler below has this signature plus the options (bound by make_sampler).
+ private:
+  Fn fn_;
+};
+
+// Every sampler below has this signature plus the options (bound by make_sampler) and the hook.
 #define GSDIFF_SAMPLER(fn)                                                                                   \
   torch::Tensor fn(const Process& p, const DenoiseFn& f, const std::vector<double>& grid, at::IntArrayRef shape, \
-                   torch::Generator& gen, const Progress& progress = {}, const SamplerOptions& o = {})
+                   torch::Generator& gen, const Progress& progress = {}, const SamplerOptions& o = {},          \
+                   const StepHook& hook = {})
 
 // ---- continuous (GaussianProcess); a final step to s = 0 returns the prediction x0_hat ----
 GSDIFF_SAMPLER(sample_ancestral_any);   // DDPM (Ho et al. 2020) / D3PM (Austin et al. 2021): process.sample_reverse

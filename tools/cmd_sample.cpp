@@ -6,6 +6,7 @@
 
 #include "core/registry.h"
 #include "tools/commands.h"
+#include "tools/condition_flags.h"
 #include "tools/flags.h"
 #include "tools/input_files.h"
 #include "tools/sample_util.h"
@@ -18,14 +19,38 @@ namespace gsdiff::cli {
 
 namespace {
 
-// The sampler flags every sampling path shares (eta, snr, corrector steps, ordinal).
+// The sampler's own options from its flags (--eta: ddim; --snr, --corrector-steps: pc; --ordinal: tau-leaping),
+// parsed into SamplerOptions::method once; a method flag given for another sampler is refused.
 SamplerOptions sampler_options(const cxxopts::ParseResult& args) {
+  const auto name = args["sampler"].as<std::string>();
+  const std::vector<std::pair<std::string, std::string>> owner = {
+      {"eta", "ddim"}, {"snr", "pc"}, {"corrector-steps", "pc"}, {"ordinal", "tau-leaping"}};
+  for (const auto& [flag, sampler] : owner)
+    if (args.count(flag) && name != sampler)
+      throw UsageError("--" + flag + ": an option of --sampler " + sampler + ", not of " + name);
   SamplerOptions so;
-  so.eta = args["eta"].as<double>();
-  so.snr = args["snr"].as<double>();
-  so.corrector_steps = args["corrector-steps"].as<int64_t>();
-  so.ordinal = args.count("ordinal") > 0;
+  if (name == "ddim") so.method = to_json(DdimOptions().eta(args["eta"].as<double>()));
+  if (name == "pc")
+    so.method = to_json(PcOptions().snr(args["snr"].as<double>()).corrector_steps(args["corrector-steps"].as<int64_t>()));
+  if (name == "tau-leaping") so.method = to_json(TauLeapingOptions().ordinal(args.count("ordinal") > 0));
   return so;
+}
+
+// Tokens carry the data for discrete processes and for gaussian-embed.
+bool takes_tokens(const Process& p) { return p.space() == Space::Discrete || p.num_categories() > 0; }
+
+// An export knows its process and data shape only: images are 3-d, text8 is 27 tokens per position.
+DataSpec export_data_spec(const Process& p, const std::vector<int64_t>& shape) {
+  const auto kind = shape.size() == 3 ? data::DataKind::Image
+                    : takes_tokens(p) ? data::DataKind::Tokens : data::DataKind::Continuous;
+  return {kind, shape, p.num_categories(), takes_tokens(p)};
+}
+
+// The constraint hook of the conditioning flags (empty when none was given).
+StepHook condition_hook(const cxxopts::ParseResult& args, const Process& p, const DataSpec& spec) {
+  auto c = constraint_from_flags(args, spec);
+  if (!c) return {};
+  return constraint_hook(p, *c, ConstraintOptions().resample(args["resample"].as<int64_t>()));
 }
 
 }  // namespace
@@ -42,6 +67,15 @@ int cmd_sample(int argc, char** argv) {
       "out", "output file (.png for images, .txt for text)", cxxopts::value<std::string>())(
       "device", "cpu or cuda", cxxopts::value<std::string>()->default_value("cpu"))(
       "plugin", "shared library registering extra processes", cxxopts::value<std::vector<std::string>>())(
+      "prompt", "text models: keep TEXT as the first characters of every sample and generate the rest",
+      cxxopts::value<std::string>())(
+      "suffix", "text models: keep TEXT as the last characters (with --prompt: fill the middle)",
+      cxxopts::value<std::string>())(
+      "infill", "text models: a pattern from the first character on, '_' marks each unknown character (\"the c_t sat\"); "
+      "characters after it are generated", cxxopts::value<std::string>())(
+      "inpaint", "image models: MASK.png of the model's image size; white pixels (>= 128) are generated, black ones kept "
+      "from --known", cxxopts::value<std::string>())(
+      "known", "image models: IMAGE.png with the pixels to keep (the model's size and channels)", cxxopts::value<std::string>())(
       "h,help", "show this help");
   const double inf = std::numeric_limits<double>::infinity();
   const std::vector<NumFlag> nums = {
@@ -57,6 +91,8 @@ int cmd_sample(int argc, char** argv) {
        NumFlag::Int64, -1, 1e9},
       {"guidance", "classifier-free guidance weight w: (1 + w) cond - w uncond (Ho & Salimans 2022); needs --class",
        NumFlag::Real, -1e6, 1e6, false, false, "no guidance", "0"},
+      {"resample", "conditioning: RePaint rounds per step (Lugmayr et al. 2022): re-noise x_s to x_t and redo the step",
+       NumFlag::Int64, 0, 1e6, false, false, "the replacement method alone", "0"},
       {"threads", "intra-op threads", NumFlag::Int, 0, 1 << 16, false, false, "$GSDIFF_THREADS when set, else all cores", "0"}};
   add_num_flags(o, nums);
   auto args = parse_checked(o, argc, argv, nums);
@@ -64,14 +100,20 @@ int cmd_sample(int argc, char** argv) {
     std::cout << o.help() << "\n";
     return 0;
   }
-  check_input_files(args, {"checkpoint", "model", "low-noise-checkpoint", "plugin"});
+  check_input_files(args, {"checkpoint", "model", "low-noise-checkpoint", "plugin", "inpaint", "known"});
+  const bool condition = has_condition_flags(args);
+  if (args["resample"].as<int64_t>() > 0 && !condition)
+    throw UsageError("--resample needs --prompt, --suffix, --infill or --inpaint/--known (it resamples a conditioned chain)");
   if (args.count("model") && args.count("out")) {  // the export alone (issue #7)
     set_threads(args["threads"].as<int>());
     SamplerOptions so = sampler_options(args);
     so.device = parse_device(args["device"].as<std::string>());
     sample_export_to_file(args["model"].as<std::string>(), args["sampler"].as<std::string>(), so,
                           args.count("num") ? args["num"].as<int64_t>() : 64, args.count("steps") ? args["steps"].as<int64_t>() : 0,
-                          args.count("seed") ? args["seed"].as<uint64_t>() : 0, args["out"].as<std::string>());
+                          args.count("seed") ? args["seed"].as<uint64_t>() : 0, args["out"].as<std::string>(),
+                          [&args](const Process& p, const std::vector<int64_t>& shape) {
+                            return condition_hook(args, p, export_data_spec(p, shape));
+                          });
     std::cerr << "wrote " << args["out"].as<std::string>() << "\n";
     return 0;
   }
@@ -97,7 +139,8 @@ int cmd_sample(int argc, char** argv) {
   if (w != 0 && !conditional) throw std::invalid_argument("--guidance needs --class (the class to guide towards)");
   if (conditional && args.count("low-noise-checkpoint"))
     throw std::invalid_argument("--class with --low-noise-checkpoint is not supported: guide one model at a time");
-  if (args["sampler"].as<std::string>() != "ancestral" || args.count("low-noise-checkpoint") || conditional) {  // issue #7 samplers
+  if (args["sampler"].as<std::string>() != "ancestral" || args.count("low-noise-checkpoint") || conditional ||
+      condition) {  // issue #7 samplers, issue #15 conditioning
     DenoiseFn f = denoise_fn(r.model);
     if (conditional) {
       const int64_t c = args["class"].as<int64_t>(), C = r.model->num_classes();
@@ -116,8 +159,9 @@ int cmd_sample(int argc, char** argv) {
     so.denoiser_uses_t = r.model->uses_time() || args.count("low-noise-checkpoint") > 0;  // experts switch on t
     so.device = req.device;
     auto ds = data::make_dataset(eval_data_config(r.config));
+    auto hook = condition_hook(args, *r.process, {ds->kind(), ds->example_shape(), ds->categories(), takes_tokens(*r.process)});
     sample_fn_to_file(*r.process, f, ds->example_shape(), r.process->num_categories(), args["sampler"].as<std::string>(), so,
-                      req.num, req.steps, req.seed, args["out"].as<std::string>());
+                      req.num, req.steps, req.seed, args["out"].as<std::string>(), hook);
     std::cerr << "wrote " << args["out"].as<std::string>() << " (" << req.num << " samples, " << args["sampler"].as<std::string>() << ")\n";
     return 0;
   }

@@ -54,7 +54,7 @@ TEST_P(CategoricalRecovery, TotalVariationWithinSamplingError) {
   auto gen = testing::seeded(11);
   SamplerOptions so;
   so.denoiser_uses_t = false;  // the exact absorbing/uniform p(x0 | x_t) normalises away t's factors
-  so.ordinal = c.ordinal;
+  if (c.ordinal) so.method = to_json(TauLeapingOptions().ordinal(true));
   auto x = make_sampler(c.sampler, so)(*p, exact_categorical_denoiser(*p, px0), time_grid(*p, c.steps), {N, 3}, gen, {});
   ASSERT_EQ(x.sizes(), (std::vector<int64_t>{N, 3}));
   EXPECT_TRUE(((x >= 0) & (x < 4)).all().item<bool>()) << "mask or out-of-range states left";
@@ -108,7 +108,7 @@ TEST(SamplerRegistry, IncompatiblePairsNameTheSamplersThatApply) {
   for (const auto& c : cases) {
     auto p = make_cat(c.process, c.process == "discretized-gaussian" ? 1000 : 0);
     SamplerOptions so;
-    so.ordinal = c.ordinal;
+    if (c.ordinal) so.method = to_json(TauLeapingOptions().ordinal(true));
     so.denoiser_uses_t = false;
     auto gen = testing::seeded(0);
     try {

@@ -24,9 +24,9 @@ TEST_F(EmbeddedSamplingTest, ChainsEndInTokensDistributedAsTheData) {
     auto proc = make_process({{"name", "gaussian-embed"}, {"K", 3}, {"codebook", cb}, {"logsnr_max", 8.0}});
     auto& p = dynamic_cast<const EmbeddedGaussianProcess&>(*proc);
     auto f = gsdiff::testing::exact_pair_denoiser(p, probs);
-    SamplerOptions o;
-    o.eta = 1.0;
     for (std::string name : {"ancestral", "ddim"}) {
+      SamplerOptions o;
+      if (name == "ddim") o.method = to_json(DdimOptions().eta(1.0));
       auto x = make_sampler(name, o)(p, f, time_grid(p, 200), {N, 2}, gen, {});  // [N, 2]
       ASSERT_EQ(x.scalar_type(), torch::kLong) << cb << " " << name;
       ASSERT_EQ(x.sizes(), (std::vector<int64_t>{N, 2})) << cb << " " << name;

@@ -68,7 +68,7 @@ TEST_P(GaussianRecovery, MeanAndVarianceMatchTheData) {
   auto gen = testing::seeded(7);
   SamplerOptions o;
   o.dtype = torch::kFloat64;
-  o.snr = c.snr;
+  if (c.name == "pc") o.method = to_json(PcOptions().snr(c.snr));
   auto grid = time_grid(*g, c.steps);
   auto x = make_sampler(c.name, o)(*g, exact_gaussian_denoiser(*g, m, s), grid, {N, 64}, gen, {});
   ASSERT_EQ(x.sizes(), (std::vector<int64_t>{N, 64}));
@@ -148,7 +148,7 @@ TEST(ContinuousSamplers, DeterministicForAFixedGeneratorAndCountCalls) {
   for (const auto& name : sampler_names(Space::Continuous)) {
     SamplerStats st;
     SamplerOptions o;
-    o.eta = 0.5;
+    if (name == "ddim") o.method = to_json(DdimOptions().eta(0.5));
     o.stats = &st;
     auto g1 = testing::seeded(3), g2 = testing::seeded(3), g3 = testing::seeded(4);
     int64_t steps = 0;
