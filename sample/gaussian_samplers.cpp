@@ -101,19 +101,35 @@ Tensor sample_heun(const Process& p, const DenoiseFn& f, const std::vector<doubl
                    torch::Generator& gen, const Progress& progress, const SamplerOptions& o, const StepHook& hook) {
   torch::NoGradGuard ng;
   Run r(p, f, grid, shape, o, "heun");
-  // Probability-flow ODE dx/dt = f x - 1/2 g^2 score (Song et al. 2021, eq. 13).
-  auto velocity = [&](const Tensor& x, double t, Tensor* x0) {
-    auto a = at_time(r.g, t);
-    return a.f * x - 0.5 * a.g2 * r.score(x, t, a, x0);
+  // Heun's method on the probability-flow ODE, in the time variable where its paths are nearly straight:
+  //  - flow matching's straight path (gaussian-flow): t itself, dx/dt = f x - 1/2 g^2 score (Liu et al. 2023);
+  //  - every other Gaussian path: EDM's variables (Karras et al. 2022, Alg. 1 and sec. 4), the VE state
+  //    x~ = x / alpha at noise level s~ = sigma / alpha, dx~/ds~ = (x~ - x0_hat) / s~ (x~ - m grows like s~ once
+  //    s~ exceeds the data's spread; in t it grows exponentially on VE and VP schedules).
+  // Measured on Gaussian data, VE 0.002..80, 18 / 36 / 72 Karras levels: variance +14% / +3.2% / +0.9% in s~, against
+  // +44..+98% at 18 levels in t.
+  const bool in_t = r.g.schedule().name() == "linear-interpolant";
+  auto slope = [&](const Tensor& xv, double t, const At& a, Tensor* x0) {  // d(state) / d(time variable)
+    if (in_t) return a.f * xv - 0.5 * a.g2 * r.score(xv, t, a, x0);
+    auto xh = r.x0_hat(a.alpha * xv, t);
+    if (x0) *x0 = xh;
+    return (xv - xh) / (a.sigma / a.alpha);
   };
+  auto state = [&](const Tensor& x, const At& a) { return in_t ? x : x / a.alpha; };
+  auto back = [&](const Tensor& xv, const At& a) { return in_t ? xv : a.alpha * xv; };
+  auto clock = [&](double t, const At& a) { return in_t ? t : a.sigma / a.alpha; };
   auto step = [&](const Tensor& x, int64_t k) {
     const double t = grid[k], s = grid[k + 1];
+    auto at = at_time(r.g, t);
     Tensor x0;
-    auto d1 = velocity(x, t, &x0);
+    auto xv = state(x, at);
+    auto d1 = slope(xv, t, at, &x0);
     if (s <= 0.0) return x0;  // final step: the denoised prediction
-    auto xe = x + (s - t) * d1;  // Euler predictor
-    auto d2 = velocity(xe, s, nullptr);
-    return x + (s - t) * 0.5 * (d1 + d2);  // trapezoidal corrector
+    auto as = at_time(r.g, s);
+    const double h = clock(s, as) - clock(t, at);  // < 0
+    auto xe = xv + h * d1;                          // Euler predictor
+    auto d2 = slope(xe, s, as, nullptr);
+    return back(xv + h * 0.5 * (d1 + d2), as);     // trapezoidal corrector
   };
   return run_reverse_steps(r.prior(shape, o, gen), grid, step, hook, gen, progress);
 }

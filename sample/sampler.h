@@ -62,7 +62,7 @@ class Sampler {
 GSDIFF_SAMPLER(sample_ancestral_any);   // DDPM (Ho et al. 2020) / D3PM (Austin et al. 2021): process.sample_reverse
 GSDIFF_SAMPLER(sample_ddim);            // DDIM with eta (Song, Meng & Ermon 2021)
 GSDIFF_SAMPLER(sample_euler_maruyama);  // Euler–Maruyama on the reverse SDE (Song et al. 2021)
-GSDIFF_SAMPLER(sample_heun);            // probability-flow ODE, Heun's 2nd-order step (Karras et al. 2022, EDM Alg. 1)
+GSDIFF_SAMPLER(sample_heun);            // probability-flow ODE, Heun in sigma/alpha on x/alpha (Karras et al. 2022, EDM Alg. 1)
 GSDIFF_SAMPLER(sample_dpm_solver_pp);   // DPM-Solver++(2M) in log-SNR time with x0 prediction (Lu et al. 2022)
 GSDIFF_SAMPLER(sample_pc);              // predictor-corrector: EM predictor + Langevin corrector (Song et al. 2021)
 // (pc: the corrector's step 2 (snr |z| / |score|)^2 depends on the state, so it does not leave p_t exactly

@@ -76,6 +76,8 @@ int cmd_sample(int argc, char** argv) {
       "inpaint", "image models: MASK.png of the model's image size; white pixels (>= 128) are generated, black ones kept "
       "from --known", cxxopts::value<std::string>())(
       "known", "image models: IMAGE.png with the pixels to keep (the model's size and channels)", cxxopts::value<std::string>())(
+      "grid", "time grid: uniform | quadratic (t = (k/n)^2) | karras (EDM's rho = 7 noise levels; continuous-time "
+      "Gaussian processes)", cxxopts::value<std::string>()->default_value("uniform"))(
       "h,help", "show this help");
   const double inf = std::numeric_limits<double>::infinity();
   const std::vector<NumFlag> nums = {
@@ -101,6 +103,8 @@ int cmd_sample(int argc, char** argv) {
     return 0;
   }
   check_input_files(args, {"checkpoint", "model", "low-noise-checkpoint", "plugin", "inpaint", "known"});
+  if (const auto g = args["grid"].as<std::string>(); g != "uniform" && g != "quadratic" && g != "karras")
+    throw UsageError("--grid: expected uniform, quadratic or karras, got '" + g + "'");
   const bool condition = has_condition_flags(args);
   if (args["resample"].as<int64_t>() > 0 && !condition)
     throw UsageError("--resample needs --prompt, --suffix, --infill or --inpaint/--known (it resamples a conditioned chain)");
@@ -110,7 +114,7 @@ int cmd_sample(int argc, char** argv) {
     so.device = parse_device(args["device"].as<std::string>());
     sample_export_to_file(args["model"].as<std::string>(), args["sampler"].as<std::string>(), so,
                           args.count("num") ? args["num"].as<int64_t>() : 64, args.count("steps") ? args["steps"].as<int64_t>() : 0,
-                          args.count("seed") ? args["seed"].as<uint64_t>() : 0, args["out"].as<std::string>(),
+                          args["grid"].as<std::string>(), args.count("seed") ? args["seed"].as<uint64_t>() : 0, args["out"].as<std::string>(),
                           [&args](const Process& p, const std::vector<int64_t>& shape) {
                             return condition_hook(args, p, export_data_spec(p, shape));
                           });
@@ -140,7 +144,7 @@ int cmd_sample(int argc, char** argv) {
   if (conditional && args.count("low-noise-checkpoint"))
     throw std::invalid_argument("--class with --low-noise-checkpoint is not supported: guide one model at a time");
   if (args["sampler"].as<std::string>() != "ancestral" || args.count("low-noise-checkpoint") || conditional ||
-      condition) {  // issue #7 samplers, issue #15 conditioning
+      condition || args["grid"].as<std::string>() != "uniform") {  // issue #7 samplers, issue #15 conditioning
     DenoiseFn f = denoise_fn(r.model);
     if (conditional) {
       const int64_t c = args["class"].as<int64_t>(), C = r.model->num_classes();
@@ -161,7 +165,7 @@ int cmd_sample(int argc, char** argv) {
     auto ds = data::make_dataset(eval_data_config(r.config));
     auto hook = condition_hook(args, *r.process, {ds->kind(), ds->example_shape(), ds->categories(), takes_tokens(*r.process)});
     sample_fn_to_file(*r.process, f, ds->example_shape(), r.process->num_categories(), args["sampler"].as<std::string>(), so,
-                      req.num, req.steps, req.seed, args["out"].as<std::string>(), hook);
+                      req.num, req.steps, args["grid"].as<std::string>(), req.seed, args["out"].as<std::string>(), hook);
     std::cerr << "wrote " << args["out"].as<std::string>() << " (" << req.num << " samples, " << args["sampler"].as<std::string>() << ")\n";
     return 0;
   }

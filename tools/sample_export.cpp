@@ -28,7 +28,8 @@ void write_samples(const std::string& path, const torch::Tensor& x_in, int64_t c
 
 void sample_fn_to_file(const Process& process, const DenoiseFn& f, const std::vector<int64_t>& example_shape,
                        int64_t categories, const std::string& sampler, const SamplerOptions& opts, int64_t num,
-                       int64_t steps, uint64_t seed, const std::string& out, const StepHook& hook) {
+                       int64_t steps, const std::string& grid, uint64_t seed, const std::string& out,
+                       const StepHook& hook) {
   std::vector<int64_t> shape{num};
   shape.insert(shape.end(), example_shape.begin(), example_shape.end());
   auto gen = make_generator(opts.device, seed);
@@ -37,13 +38,13 @@ void sample_fn_to_file(const Process& process, const DenoiseFn& f, const std::ve
       std::cerr << "\rsampling step " << k << "/" << n << (k == n ? "\n" : "") << std::flush;
   };
   torch::NoGradGuard ng;
-  auto x = make_sampler(sampler, opts)(process, f, time_grid(process, steps), shape, gen, progress, hook);
+  auto x = make_sampler(sampler, opts)(process, f, time_grid(process, steps, grid), shape, gen, progress, hook);
   write_samples(out, x, categories);
 }
 
 void sample_export_to_file(const std::string& model_path, const std::string& sampler, const SamplerOptions& opts,
-                           int64_t num, int64_t steps, uint64_t seed, const std::string& out,
-                           const HookMaker& make_hook) {
+                           int64_t num, int64_t steps, const std::string& grid, uint64_t seed,
+                           const std::string& out, const HookMaker& make_hook) {
   auto ex = load_export(model_path, opts.device);
   register_builtins();
   auto process = make_process(ex.meta.at("process"));
@@ -51,7 +52,7 @@ void sample_export_to_file(const std::string& model_path, const std::string& sam
   SamplerOptions o = opts;
   o.denoiser_uses_t = ex.meta.at("model").value("time_conditioning", true);  // the exported network's option
   sample_fn_to_file(*process, jit_denoise_fn(ex.module), shape, process->num_categories(), sampler, o, num, steps,
-                    seed, out, make_hook ? make_hook(*process, shape) : StepHook{});
+                    grid, seed, out, make_hook ? make_hook(*process, shape) : StepHook{});
 }
 
 }  // namespace gsdiff::cli

@@ -11,17 +11,18 @@ namespace gsdiff::cli {
 // The step hook for a process and example shape known only once an export is loaded (e.g. a constraint).
 using HookMaker = std::function<StepHook(const Process& process, const std::vector<int64_t>& example_shape)>;
 
-// Samples `num` examples of the export's data shape (gsdiff.json) with `sampler` on a grid of `steps`
-// and writes them like sample_to_file: PNG grid (3-d shapes), text8 lines (tokens) or CSV rows.
+// Samples `num` examples of the export's data shape (gsdiff.json) with `sampler` on a time grid of `steps` of the
+// given kind (sample/sampler.h time_grid: uniform | quadratic | karras) and writes them like sample_to_file: PNG grid (3-d shapes), text8 lines (tokens) or CSV rows.
 void sample_export_to_file(const std::string& model_path, const std::string& sampler, const SamplerOptions& opts,
-                           int64_t num, int64_t steps, uint64_t seed, const std::string& out,
-                           const HookMaker& make_hook = {});
+                           int64_t num, int64_t steps, const std::string& grid, uint64_t seed,
+                           const std::string& out, const HookMaker& make_hook = {});
 
 // Samples from a checkpoint's process and data shape with any sampler and DenoiseFn (e.g. expert
 // switching), writing like sample_to_file; `hook` is every step's state hook (e.g. constraint_hook).
 void sample_fn_to_file(const Process& process, const DenoiseFn& f, const std::vector<int64_t>& example_shape,
                        int64_t categories, const std::string& sampler, const SamplerOptions& opts, int64_t num,
-                       int64_t steps, uint64_t seed, const std::string& out, const StepHook& hook = {});
+                       int64_t steps, const std::string& grid, uint64_t seed, const std::string& out,
+                       const StepHook& hook = {});
 
 // Writes samples x [N, ...] by shape and family: images (3-d example shape) as a PNG grid,
 // tokens as text8 lines, anything else as CSV rows.
