@@ -72,12 +72,15 @@ TEST(EmbeddedEndToEnd, GaussianEmbedOnMarkovBoundNearEntropy) {
   double H = chain.entropy_nats(), nats = r.mean_nats, nats_se = r.stderr_ * r.dims * std::log(2.0);
   std::cout << "gaussian-embed on toy-markov: bound " << nats << " +- " << nats_se << " nats, entropy " << H << "\n";
   EXPECT_EQ(r.dims, 8.0);  // bits per token: nats / (8 ln 2)
-  // Uniform guessing scores 8 ln 4 = 11.1 nats; a bound cannot go below the entropy (beyond noise).
-  // Measured here (seed 3, 600 steps): 8.72 +- 0.10 against H = 7.80, a gap of 0.93 nats per 8 tokens;
-  // the window H + 1.25 allows 3 standard errors over that and excludes any context-free model (the sum
-  // of the stationary marginal entropies is 10.08 nats).
+  // Uniform guessing scores 8 ln 4 = 11.1 nats; a bound cannot go below the entropy (beyond noise), and a model that
+  // learnt no context cannot beat the sum of the stationary marginal entropies, 10.08 nats: the bound must lie
+  // below that by 4 standard errors. (The trained bound moves with the platform's numerics more than with its
+  // stderr: seed 3, 600 steps, measured 8.72 +- 0.10 on an EPYC, 9.00 +- 0.15 (LibTorch 2.13) and 9.09 +- 0.16
+  // (1.13) on a Xeon, the same code; an earlier window H + 1.25 = 9.05, set from the first figure, failed there.)
+  auto pi = chain.stationary();  // every position's marginal (stationary start)
+  const double context_free = 8.0 * -(pi * torch::log(pi)).sum().item<double>();
   EXPECT_GT(nats, H - 4 * nats_se) << "bound " << nats << " entropy " << H;
-  EXPECT_LT(nats, H + 1.25) << "bound " << nats << " entropy " << H;
+  EXPECT_LT(nats, context_free - 4 * nats_se) << "bound " << nats << " context-free " << context_free;
 }
 
 }  // namespace
