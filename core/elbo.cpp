@@ -60,18 +60,10 @@ const GaussianProcess& gaussian_for_logsnr(const Process& p) {
 // = -lambda'(t) for VP and VE): t = lambda^-1 by bisection (lambda is decreasing), weight 1/p(t).
 Weighted logsnr_times(const GaussianProcess& g, int64_t B, bool low_discrepancy, torch::Generator& gen, const torch::Device& dev) {
   const auto& sch = g.schedule();
-  auto f64 = torch::TensorOptions().dtype(torch::kFloat64).device(dev);
   double hi_l = sch.at(torch::full({1}, g.t_min(), torch::kFloat64)).logsnr.item<double>();
   double lo_l = sch.at(torch::ones({1}, torch::kFloat64)).logsnr.item<double>();
   auto target = hi_l - (hi_l - lo_l) * sample_times(B, 0.0, low_discrepancy, gen, dev);  // [B]
-  auto lo = torch::full({B}, g.t_min(), f64), hi = torch::ones({B}, f64);
-  for (int it = 0; it < 64; ++it) {
-    auto mid = 0.5 * (lo + hi);
-    auto above = sch.at(mid).logsnr > target;  // lambda(mid) > target: the root lies right of mid
-    lo = torch::where(above, mid, lo);
-    hi = torch::where(above, hi, mid);
-  }
-  auto t = 0.5 * (lo + hi);
+  auto t = g.time_at_logsnr(target);  // bisection: lambda is decreasing
   return {t, (hi_l - lo_l) / (-sch.at(t).dlogsnr)};
 }
 
