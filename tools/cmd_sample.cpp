@@ -53,6 +53,33 @@ StepHook condition_hook(const cxxopts::ParseResult& args, const Process& p, cons
   return constraint_hook(p, *c, ConstraintOptions().resample(args["resample"].as<int64_t>()));
 }
 
+// `gsdiff sample --checkpoint` through a DenoiseFn: guidance, expert switching, conditioning, any sampler and grid.
+void sample_checkpoint_with_fn(const cxxopts::ParseResult& args, Restored& r, const SampleRequest& req) {
+  const bool conditional = args.count("class") > 0;
+  const double w = args["guidance"].as<double>();
+  DenoiseFn f = denoise_fn(r.model);
+  if (conditional) {
+    const int64_t c = args["class"].as<int64_t>(), C = r.model->num_classes();
+    if (c < -1 || c >= C)
+      throw std::invalid_argument("--class: expected -1 or 0.." + std::to_string(C - 1) + ", got " + std::to_string(c));
+    auto y = c >= 0 ? torch::full({req.num}, c, torch::kLong) : torch::arange(req.num, torch::kLong) % C;  // [N]
+    f = guided_model_fn(r.model, y.to(req.device), w, r.process->space());
+  }
+  if (args.count("low-noise-checkpoint")) {
+    auto low = restore_for_inference(args["low-noise-checkpoint"].as<std::string>(), !args.count("no-ema"), req.device);
+    if (low.process->options_json() != r.process->options_json())
+      throw std::invalid_argument("--low-noise-checkpoint: the two experts must share one process");
+    f = switch_experts(denoise_fn(r.model), denoise_fn(low.model), args["switch"].as<double>());
+  }
+  SamplerOptions so = sampler_options(args);
+  so.denoiser_uses_t = r.model->uses_time() || args.count("low-noise-checkpoint") > 0;  // experts switch on t
+  so.device = req.device;
+  auto ds = data::make_dataset(eval_data_config(r.config));
+  auto hook = condition_hook(args, *r.process, {ds->kind(), ds->example_shape(), ds->categories(), takes_tokens(*r.process)});
+  sample_fn_to_file(*r.process, f, ds->example_shape(), r.process->num_categories(), args["sampler"].as<std::string>(), so,
+                    req.num, req.steps, args["grid"].as<std::string>(), req.seed, args["out"].as<std::string>(), hook);
+}
+
 }  // namespace
 
 int cmd_sample(int argc, char** argv) {
@@ -145,27 +172,7 @@ int cmd_sample(int argc, char** argv) {
     throw std::invalid_argument("--class with --low-noise-checkpoint is not supported: guide one model at a time");
   if (args["sampler"].as<std::string>() != "ancestral" || args.count("low-noise-checkpoint") || conditional ||
       condition || args["grid"].as<std::string>() != "uniform") {  // issue #7 samplers, issue #15 conditioning
-    DenoiseFn f = denoise_fn(r.model);
-    if (conditional) {
-      const int64_t c = args["class"].as<int64_t>(), C = r.model->num_classes();
-      if (c < -1 || c >= C)
-        throw std::invalid_argument("--class: expected -1 or 0.." + std::to_string(C - 1) + ", got " + std::to_string(c));
-      auto y = c >= 0 ? torch::full({req.num}, c, torch::kLong) : torch::arange(req.num, torch::kLong) % C;  // [N]
-      f = guided_model_fn(r.model, y.to(req.device), w, r.process->space());
-    }
-    if (args.count("low-noise-checkpoint")) {
-      auto low = restore_for_inference(args["low-noise-checkpoint"].as<std::string>(), !args.count("no-ema"), req.device);
-      if (low.process->options_json() != r.process->options_json())
-        throw std::invalid_argument("--low-noise-checkpoint: the two experts must share one process");
-      f = switch_experts(denoise_fn(r.model), denoise_fn(low.model), args["switch"].as<double>());
-    }
-    SamplerOptions so = sampler_options(args);
-    so.denoiser_uses_t = r.model->uses_time() || args.count("low-noise-checkpoint") > 0;  // experts switch on t
-    so.device = req.device;
-    auto ds = data::make_dataset(eval_data_config(r.config));
-    auto hook = condition_hook(args, *r.process, {ds->kind(), ds->example_shape(), ds->categories(), takes_tokens(*r.process)});
-    sample_fn_to_file(*r.process, f, ds->example_shape(), r.process->num_categories(), args["sampler"].as<std::string>(), so,
-                      req.num, req.steps, args["grid"].as<std::string>(), req.seed, args["out"].as<std::string>(), hook);
+    sample_checkpoint_with_fn(args, r, req);
     std::cerr << "wrote " << args["out"].as<std::string>() << " (" << req.num << " samples, " << args["sampler"].as<std::string>() << ")\n";
     return 0;
   }
