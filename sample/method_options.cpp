@@ -2,6 +2,7 @@
 #include "sample/method_options.h"
 
 #include <algorithm>
+#include <cmath>
 #include <stdexcept>
 
 namespace gsdiff {
@@ -36,6 +37,8 @@ std::vector<std::string> method_option_names(const std::string& name) {
   if (name == "ddim") return {"eta"};
   if (name == "pc") return {"snr", "corrector_steps"};
   if (name == "tau-leaping") return {"ordinal"};
+  if (name == "heun") return {"s_churn", "s_tmin", "s_tmax", "s_noise"};
+  if (name == "dpm-solver++") return {"order", "eta"};
   return {};
 }
 
@@ -60,15 +63,40 @@ TauLeapingOptions tau_leaping_options(const nlohmann::json& j) {
   return TauLeapingOptions().ordinal(j.at("ordinal").get<bool>());
 }
 
+HeunOptions heun_options(const nlohmann::json& j) {
+  check_keys("heun", j, method_option_names("heun"));
+  HeunOptions o;
+  o.s_churn(number("heun", j, "s_churn", o.s_churn(), 0.0)).s_tmin(number("heun", j, "s_tmin", o.s_tmin(), 0.0));
+  o.s_tmax(number("heun", j, "s_tmax", o.s_tmax(), 0.0)).s_noise(number("heun", j, "s_noise", o.s_noise(), 0.0));
+  if (!(o.s_tmin() <= o.s_tmax())) throw std::invalid_argument("sampler 'heun': option 's_tmin' must not exceed 's_tmax'");
+  return o;
+}
+
+DpmSolverOptions dpm_solver_options(const nlohmann::json& j) {
+  check_keys("dpm-solver++", j, method_option_names("dpm-solver++"));
+  DpmSolverOptions o;
+  const double order = number("dpm-solver++", j, "order", double(o.order()), 0.0);
+  if (order != 2.0 && order != 3.0) throw std::invalid_argument("sampler 'dpm-solver++': option 'order' must be 2 or 3");
+  return o.order(int64_t(order)).eta(number("dpm-solver++", j, "eta", o.eta(), 0.0));
+}
+
 void validate_method_options(const std::string& name, const nlohmann::json& j) {
   if (name == "ddim") ddim_options(j);
   else if (name == "pc") pc_options(j);
   else if (name == "tau-leaping") tau_leaping_options(j);
+  else if (name == "heun") heun_options(j);
+  else if (name == "dpm-solver++") dpm_solver_options(j);
   else check_keys(name, j, {});
 }
 
 nlohmann::json to_json(const DdimOptions& o) { return {{"eta", o.eta()}}; }
 nlohmann::json to_json(const PcOptions& o) { return {{"snr", o.snr()}, {"corrector_steps", o.corrector_steps()}}; }
 nlohmann::json to_json(const TauLeapingOptions& o) { return {{"ordinal", o.ordinal()}}; }
+nlohmann::json to_json(const HeunOptions& o) {
+  nlohmann::json j = {{"s_churn", o.s_churn()}, {"s_tmin", o.s_tmin()}, {"s_noise", o.s_noise()}};
+  if (std::isfinite(o.s_tmax())) j["s_tmax"] = o.s_tmax();  // JSON has no infinity: absent = no upper bound
+  return j;
+}
+nlohmann::json to_json(const DpmSolverOptions& o) { return {{"order", o.order()}, {"eta", o.eta()}}; }
 
 }  // namespace gsdiff

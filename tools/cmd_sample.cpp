@@ -1,6 +1,7 @@
 // `gsdiff sample`: draws samples from a checkpoint and writes a PNG grid or text lines.
 #include <cxxopts.hpp>
 
+#include <algorithm>
 #include <iostream>
 #include <limits>
 
@@ -19,17 +20,30 @@ namespace gsdiff::cli {
 
 namespace {
 
-// The sampler's own options from its flags (--eta: ddim; --snr, --corrector-steps: pc; --ordinal: tau-leaping),
-// parsed into SamplerOptions::method once; a method flag given for another sampler is refused.
+// The sampler's own options from its flags (--eta: ddim, dpm-solver++; --order: dpm-solver++; --churn, --churn-tmin,
+// --churn-tmax, --churn-noise: heun; --snr, --corrector-steps: pc; --ordinal: tau-leaping), parsed into
+// SamplerOptions::method once; a method flag given for another sampler is refused.
 SamplerOptions sampler_options(const cxxopts::ParseResult& args) {
   const auto name = args["sampler"].as<std::string>();
-  const std::vector<std::pair<std::string, std::string>> owner = {
-      {"eta", "ddim"}, {"snr", "pc"}, {"corrector-steps", "pc"}, {"ordinal", "tau-leaping"}};
-  for (const auto& [flag, sampler] : owner)
-    if (args.count(flag) && name != sampler)
-      throw UsageError("--" + flag + ": an option of --sampler " + sampler + ", not of " + name);
+  const std::vector<std::pair<std::string, std::vector<std::string>>> owners = {
+      {"eta", {"ddim", "dpm-solver++"}}, {"order", {"dpm-solver++"}}, {"snr", {"pc"}}, {"corrector-steps", {"pc"}},
+      {"ordinal", {"tau-leaping"}},      {"churn", {"heun"}},         {"churn-tmin", {"heun"}},
+      {"churn-tmax", {"heun"}},          {"churn-noise", {"heun"}}};
+  for (const auto& [flag, samplers] : owners)
+    if (args.count(flag) && std::find(samplers.begin(), samplers.end(), name) == samplers.end())
+      throw UsageError("--" + flag + ": an option of --sampler " + samplers.front() +
+                       (samplers.size() > 1 ? " or " + samplers.back() : "") + ", not of " + name);
   SamplerOptions so;
   if (name == "ddim") so.method = to_json(DdimOptions().eta(args["eta"].as<double>()));
+  if (name == "dpm-solver++")
+    so.method = to_json(DpmSolverOptions().order(args["order"].as<int64_t>()).eta(args["eta"].as<double>()));
+  if (name == "heun") {
+    HeunOptions h;
+    h.s_churn(args["churn"].as<double>()).s_tmin(args["churn-tmin"].as<double>()).s_noise(args["churn-noise"].as<double>());
+    if (args.count("churn-tmax")) h.s_tmax(args["churn-tmax"].as<double>());
+    if (!(h.s_tmin() <= h.s_tmax())) throw UsageError("--churn-tmin: must not exceed --churn-tmax");
+    so.method = to_json(h);
+  }
   if (name == "pc")
     so.method = to_json(PcOptions().snr(args["snr"].as<double>()).corrector_steps(args["corrector-steps"].as<int64_t>()));
   if (name == "tau-leaping") so.method = to_json(TauLeapingOptions().ordinal(args.count("ordinal") > 0));
@@ -113,7 +127,17 @@ int cmd_sample(int argc, char** argv) {
       {"num", "number of samples (default: the checkpoint's sample.num)", NumFlag::Int64, 1, 1e8},
       {"seed", "sampler seed (default: the checkpoint's sample.seed)", NumFlag::UInt64, 0, inf},
       {"switch", "expert switching time tau", NumFlag::Real, 0, 1, true, true, "", "0.5"},
-      {"eta", "ddim: noise scale", NumFlag::Real, 0, 1e6, false, false, "deterministic", "0"},
+      {"eta", "ddim: noise scale; dpm-solver++: the SDE variant's noise (1 = DPM-Solver++ SDE)", NumFlag::Real, 0, 1e6,
+       false, false, "deterministic", "0"},
+      {"order", "dpm-solver++: multistep order, 2 (2M) or 3 (3M)", NumFlag::Int64, 2, 3, false, false, "", "2"},
+      {"churn", "heun: EDM's S_churn, total stochasticity over the grid (Karras et al. 2022, Alg. 2)", NumFlag::Real, 0,
+       1e6, false, false, "the deterministic PF-ODE (Alg. 1)", "0"},
+      {"churn-tmin", "heun: churn only at noise levels sigma / alpha >= this (S_tmin)", NumFlag::Real, 0, inf, false,
+       false, "", "0"},
+      {"churn-tmax", "heun: churn only at noise levels sigma / alpha <= this (S_tmax; default: no bound)", NumFlag::Real,
+       0, inf, false, false, ""},
+      {"churn-noise", "heun: scale of the churn's noise (S_noise; EDM: 1.003-1.007)", NumFlag::Real, 0, 1e6, false,
+       false, "no noise added", "1"},
       {"snr", "pc: Langevin signal-to-noise ratio", NumFlag::Real, 0, 1e6, true, false, "", "0.16"},
       {"corrector-steps", "pc: Langevin steps per step", NumFlag::Int64, 0, 1e6, false, false, "no corrector", "1"},
       {"class", "class-conditional models: the class of every sample, or -1 to cycle 0..C-1 over the samples",

@@ -111,7 +111,7 @@ TEST(CliConditioning, BadTextInputIsNamed) {
       {"--resample 2", "--resample needs --prompt"},
       {"--prompt 'the' --resample -1", "--resample: expected an integer"},
       // a sampler's own flag given for another sampler (the per-method options, parsed once)
-      {"--prompt 'the' --eta 1", "--eta: an option of --sampler ddim, not of ancestral"},
+      {"--prompt 'the' --eta 1", "--eta: an option of --sampler ddim or dpm-solver++, not of ancestral"},
       {"--sampler ddim --ordinal", "--ordinal: an option of --sampler tau-leaping, not of ddim"},
   };
   for (const auto& c : cases) {
