@@ -49,7 +49,7 @@ class CategoricalProcess : public Process {
   torch::Tensor reverse_probs(const torch::Tensor& xt, const torch::Tensor& s, const torch::Tensor& t,
                               const torch::Tensor& logp_x0) const;  // [B, ..., V]
   // Reverse-time rates R_hat_theta(x_t, y) [B, ..., V] (zero at y = x_t), for CTMC samplers.
-  torch::Tensor reverse_rates(const torch::Tensor& xt, const torch::Tensor& t, const torch::Tensor& logp_x0) const;
+  virtual torch::Tensor reverse_rates(const torch::Tensor& xt, const torch::Tensor& t, const torch::Tensor& logp_x0) const;
 
   // ---- Process ----
   torch::Tensor sample_xt(const torch::Tensor& x0, const torch::Tensor& t, torch::Generator& gen) const override;

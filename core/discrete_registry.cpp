@@ -1,7 +1,9 @@
 // Options parsing and registration of the built-in discrete processes.
+#include <cmath>
 #include <fstream>
 
 #include "core/dense_kernels.h"
+#include "core/discrete_flow.h"
 #include "core/mixture_kernels.h"
 #include "core/options.h"
 #include "core/registry.h"
@@ -36,6 +38,23 @@ DiscreteOptions discrete_from_json(const nlohmann::json& j, const std::string& n
   r.finish();
   return o;
 }
+
+}  // namespace
+
+DiscreteFlowOptions discrete_flow_options_from_json(const nlohmann::json& j) {
+  const std::string ctx = "process 'discrete-flow'";
+  JsonReader r(j, ctx);
+  DiscreteFlowOptions o;
+  o.base(read_discrete(r, 27, "linear", ctx));
+  o.noise(r.choice("noise", o.noise(), {"mask", "uniform"}));
+  o.eta(r.get<double>("eta", o.eta()));
+  r.finish();
+  if (o.base().steps() != 0) r.fail("steps", "must be 0: discrete flow matching is a continuous-time CTMC");
+  if (!(o.eta() >= 0) || !std::isfinite(o.eta())) r.fail("eta", "must be a finite number >= 0");
+  return o;
+}
+
+namespace {
 
 DiscretizedGaussianOptions dgauss_from_json(const nlohmann::json& j) {
   JsonReader r(j, "process 'discretized-gaussian'");
@@ -137,6 +156,12 @@ void register_discrete_builtins(ProcessRegistry& reg) {
            AbsorbingProcess(discrete_from_json(J::object(), "absorbing", 27, "linear")).options_json(),
            [](const J& j) -> std::unique_ptr<Process> {
              return std::make_unique<AbsorbingProcess>(discrete_from_json(j, "absorbing", 27, "linear"));
+           }});
+  reg.add({"discrete-flow", "discrete flow matching: kappa delta_x0 + (1 - kappa) p_noise, noise mask | uniform, "
+           "Campbell et al. 2024's rates with stochasticity eta (Gat et al. 2024); continuous time",
+           DiscreteFlowProcess(discrete_flow_options_from_json(J::object())).options_json(),
+           [](const J& j) -> std::unique_ptr<Process> {
+             return std::make_unique<DiscreteFlowProcess>(discrete_flow_options_from_json(j));
            }});
   reg.add({"discretized-gaussian", "D3PM's ordinal Gaussian kernel over K = 256 levels, discrete time",
            DiscretizedGaussianProcess(dgauss_from_json(J::object())).options_json(),
