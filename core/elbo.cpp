@@ -14,7 +14,7 @@ Tensor time_like(const Tensor& x, double t) {
 }
 
 Tensor predict(const Process& p, const DenoiseFn& f, const Tensor& xt, const Tensor& t) {
-  return p.read_output(f(p.network_input(xt, t), t), xt, t);
+  return p.read_output(f(p.network_input(xt, t), p.network_time(t)), xt, t);
 }
 
 Tensor sample_times(int64_t batch, double t_min, bool low_discrepancy, torch::Generator& gen, const torch::Device& device) {

@@ -5,6 +5,7 @@
 
 #include "core/decoder.h"
 #include "core/distributions.h"
+#include "core/learned_schedule.h"
 #include "core/options.h"
 
 namespace gsdiff {
@@ -20,7 +21,8 @@ GaussianOptions gaussian_options_from_json(const nlohmann::json& j, const std::s
                                        : family == "subvp" ? std::vector<std::string>{"linear-beta"}
                                        : family == "flow" ? std::vector<std::string>{"linear-interpolant"}
                                                            : std::vector<std::string>{"linear-beta", "cosine", "linear-logsnr",
-                                                                                      "linear-beta-discrete", "cosine-discrete"};
+                                                                                      "linear-beta-discrete", "cosine-discrete",
+                                                                                      "learned-logsnr"};
   o.schedule(r.choice("schedule", schedules[0], schedules));
   o.steps(r.get<int64_t>("steps", o.steps()));
   o.t_min(r.get<double>("t_min", o.t_min()));
@@ -37,7 +39,18 @@ GaussianOptions gaussian_options_from_json(const nlohmann::json& j, const std::s
   o.sigma_min(r.get<double>("sigma_min", family == "flow" ? 1e-4 : o.sigma_min()));
   if (family == "flow") o.alpha_min(r.get<double>("alpha_min", o.alpha_min()));
   o.sigma_max(r.get<double>("sigma_max", o.sigma_max()));
+  o.schedule_hidden(r.get<int64_t>("schedule_hidden", o.schedule_hidden()));
+  o.learn_endpoints(r.get<bool>("learn_endpoints", o.learn_endpoints()));
+  o.schedule_values(r.get<std::vector<double>>("schedule_values", o.schedule_values()));
   r.finish();
+  if (o.schedule() == "learned-logsnr") {
+    if (o.schedule_hidden() < 1 || o.schedule_hidden() > 4096) r.fail("schedule_hidden", "must lie in [1, 4096]");
+    const size_t n = size_t(3 + 3 * o.schedule_hidden());
+    if (!o.schedule_values().empty() && o.schedule_values().size() != n)
+      r.fail("schedule_values", "must hold 3 + 3 x schedule_hidden = " + std::to_string(n) + " numbers (as a checkpoint "
+             "or export writes them), got " + std::to_string(o.schedule_values().size()));
+    if (o.steps() != 0) r.fail("steps", "must be 0: the learned schedule trains on the continuous-time ELBO");
+  }
 
   if (o.steps() < 0) r.fail("steps", "must be 0 (continuous time) or T >= 1, got " + std::to_string(o.steps()));
   auto in01 = [&](const char* k, double v) {
@@ -67,6 +80,11 @@ nlohmann::json to_json(const GaussianOptions& o) {
           {"logsnr_max", o.logsnr_max()}, {"sigma_min", o.sigma_min()}, {"sigma_max", o.sigma_max()}};
   if (o.family() == "flow") j["alpha_min"] = o.alpha_min();  // only here: other families' saved configs stay as they were
   if (o.parameterization() == "edm" || o.sigma_data() != 0.5) j["sigma_data"] = o.sigma_data();
+  if (o.schedule() == "learned-logsnr") {  // only here: other schedules' saved configs stay as they were
+    j["schedule_hidden"] = o.schedule_hidden();
+    j["learn_endpoints"] = o.learn_endpoints();
+    if (!o.schedule_values().empty()) j["schedule_values"] = o.schedule_values();
+  }
   return j;
 }
 
@@ -77,6 +95,9 @@ std::shared_ptr<GaussianSchedule> make_schedule(const GaussianOptions& o) {
   if (o.family() == "flow") return linear_interpolant_schedule(o.alpha_min(), o.sigma_min());
   if (o.schedule() == "cosine") return cosine_schedule(o.cosine_s(), o.logsnr_min());
   if (o.schedule() == "linear-logsnr") return linear_logsnr_schedule(o.logsnr_max(), o.logsnr_min());
+  if (o.schedule() == "learned-logsnr")
+    return std::make_shared<LearnedLogSnrSchedule>(o.logsnr_max(), o.logsnr_min(), o.schedule_hidden(),
+                                                   o.learn_endpoints(), o.schedule_values());
   // DDPM's / iDDPM's tables over the process's own T (1000 in continuous time, the papers' T).
   const int64_t T = o.steps() > 0 ? o.steps() : 1000;
   if (o.schedule() == "linear-beta-discrete") return ddpm_linear_beta_schedule(T, o.beta_min(), o.beta_max());
@@ -94,6 +115,27 @@ GaussianProcess::GaussianProcess(GaussianOptions opts)
   t_min_ = opts_.t_min();
   edm_.sigma_data = opts_.sigma_data();
   prior_std_ = opts_.family() == "ve" ? opts_.sigma_max() : 1.0;
+}
+
+nlohmann::json GaussianProcess::options_json() const {
+  auto j = to_json(opts_);
+  if (auto* l = dynamic_cast<const LearnedLogSnrSchedule*>(schedule_.get())) j["schedule_values"] = l->values();
+  return j;
+}
+
+Tensor GaussianProcess::network_time(const Tensor& t) const {
+  auto* l = dynamic_cast<const LearnedLogSnrSchedule*>(schedule_.get());
+  return l ? l->level(t).to(t.scalar_type()) : t;
+}
+
+std::vector<Tensor> GaussianProcess::learnable_parameters() const {
+  auto* l = dynamic_cast<const LearnedLogSnrSchedule*>(schedule_.get());
+  return l ? l->parameters() : std::vector<Tensor>{};
+}
+
+void GaussianProcess::set_variance_target(const Tensor& t, const Tensor& loss) const {
+  if (auto* l = dynamic_cast<const LearnedLogSnrSchedule*>(schedule_.get()))
+    l->set_variance_scale(t, loss.defined() ? 2.0 * loss.detach() : Tensor());  // d E[L^2] = E[2 L dL]
 }
 
 ScheduleValues GaussianProcess::at(const Tensor& t, const Tensor& like) const {

@@ -26,6 +26,11 @@ struct GaussianOptions {
   TORCH_ARG(double, alpha_min) = 1e-4;               // flow: alpha at t = 1 (> 0: a finite log-SNR(1))
   TORCH_ARG(double, sigma_data) = 0.5;               // edm parameterisation and weighting (Karras et al. 2022)
   TORCH_ARG(double, sigma_max) = 50.0;
+  // learned-logsnr (VDM): hidden sigmoids of the monotone network, whether the endpoints (from logsnr_max and
+  // logsnr_min) are trained too, and the trained values (empty: the initial, linear schedule).
+  TORCH_ARG(int64_t, schedule_hidden) = 16;
+  TORCH_ARG(bool, learn_endpoints) = true;
+  TORCH_ARG(std::vector<double>, schedule_values) = {};
 };
 
 // Options from JSON: every field above by name; `family` preset by the registry name. Validates ranges.
@@ -43,7 +48,7 @@ class GaussianProcess : public Process {
 
   std::string name() const override { return "gaussian-" + opts_.family(); }
   Space space() const override { return Space::Continuous; }
-  nlohmann::json options_json() const override { return to_json(opts_); }
+  nlohmann::json options_json() const override;  // a learned schedule's current values included
   const GaussianOptions& options() const { return opts_; }
   const GaussianSchedule& schedule() const { return *schedule_; }
   Param param() const { return param_; }
@@ -74,6 +79,10 @@ class GaussianProcess : public Process {
 
   // The network sees x_t / sqrt(alpha_t^2 + sigma_t^2) (unit variance for VE as well; x_t itself for VP).
   torch::Tensor network_input(const torch::Tensor& xt, const torch::Tensor& t) const override;
+  // learned-logsnr: the network sees g(t), the schedule's normalised noise level; the schedule's leaves train.
+  torch::Tensor network_time(const torch::Tensor& t) const override;
+  std::vector<torch::Tensor> learnable_parameters() const override;
+  void set_variance_target(const torch::Tensor& t, const torch::Tensor& loss) const override;
   torch::Tensor read_output(const torch::Tensor& out, const torch::Tensor& xt, const torch::Tensor& t) const override;
 
   // Decoder p(x0 | x_t) around x0_hat with std sigma_t / alpha_t: discretized over 256 bins or a density.

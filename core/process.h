@@ -43,6 +43,15 @@ class Process {
   // ---- the parameterisation layer: network in and out ----
   // What the network sees for x_t (e.g. variance-normalised for VE); time is passed as t itself.
   virtual torch::Tensor network_input(const torch::Tensor& xt, const torch::Tensor& t) const { return xt; }
+  // The time the network is given for t (t itself; a learned schedule gives its normalised noise level, as VDM
+  // conditions its network on gamma(t)).
+  virtual torch::Tensor network_time(const torch::Tensor& t) const { return t; }
+  // Parameters of the process itself that training learns beside the network's (a learned noise schedule); empty
+  // for a fixed process. Float32 leaves; the trainer moves them to its device and checkpoints them.
+  virtual std::vector<torch::Tensor> learnable_parameters() const { return {}; }
+  // For learned parameters trained on the variance of the per-example loss (VDM's schedule shape): each example's
+  // time t [B] and loss [B] in the batch whose backward comes next (undefined: none); a no-op for other processes.
+  virtual void set_variance_target(const torch::Tensor& t, const torch::Tensor& loss) const { (void)t, (void)loss; }
   // The network's raw output read as the prediction `pred` (x0_hat, or normalised log p(x0 | x_t)).
   virtual torch::Tensor read_output(const torch::Tensor& out, const torch::Tensor& xt, const torch::Tensor& t) const = 0;
 

@@ -48,7 +48,7 @@ void register_builtins() {
   std::call_once(once, [] {
     auto& reg = ProcessRegistry::global();
     struct G { const char* family; const char* desc; };
-    for (G g : {G{"vp", "variance-preserving Gaussian (DDPM, iDDPM cosine, VDM linear log-SNR)"},
+    for (G g : {G{"vp", "variance-preserving Gaussian (DDPM, iDDPM cosine, VDM linear log-SNR; schedule learned-logsnr: VDM's learned schedule)"},
                 G{"ve", "variance-exploding Gaussian, geometric sigma (Song et al. 2021)"},
                 G{"subvp", "sub-VP Gaussian, linear beta (Song et al. 2021)"},
                 G{"flow", "flow matching / rectified flow: straight path, velocity prediction (Lipman et al. 2023; Liu et al. 2023)"}}) {

@@ -81,6 +81,10 @@ Trainer::Trainer(Config cfg, TrainerEnv env)
     optimizer_ = std::make_unique<FusedAdamW>(*flat_, h);
   }
   if (T.ema_decay() > 0) ema_ = std::make_unique<Ema>(*model_, *flat_, T.ema_decay(), T.ema_warmup());
+  process_params_ = std::make_unique<ProcessParams>(*process_, env_.device, T.beta1(), T.beta2(), T.adam_eps());
+  if (!process_params_->empty() && cfg_.objective.name() != "elbo")
+    throw ConfigError("objective.name: a process with learned parameters (" + process_->name() +
+                      ", a learned schedule) trains on the ELBO: expected 'elbo', got '" + cfg_.objective.name() + "'");
 
   std::error_code ec;
   std::filesystem::create_directories(env_.out_dir, ec);
@@ -203,6 +207,7 @@ bool Trainer::step() {
   const double t0 = now_s();
   model_->train();
   flat_->zero_grad();
+  process_params_->zero_grad();
   if (env_.dist) env_.dist->set_progress(step_ + 1);  // what the heartbeat reports (naming a stuck rank)
 
   // Phase 1+2: batches and loss, accumulated over micro-batches (sums stay on the device: no host sync).
@@ -233,12 +238,15 @@ bool Trainer::step() {
     if (grad_sync_) grad_sync_->set_enabled(last);
     if (grad_sync_ && last) write_sync_header(loss_acc, nelbo_acc, nelbo_sq, nelbo_n, examples);
     if (last) inject_fault();
+    process_->set_variance_target(r.t, r.loss);  // a learned schedule's shape: the gradient of E[L^2]
     loss.backward();
+    process_->set_variance_target({}, {});
   }
 
   // Phase 4: average gradients across ranks, then clip and check; a non-finite loss or gradient norm skips
   // the update entirely (a NaN on any rank reaches every rank through the average, so all skip together).
   if (grad_sync_) grad_sync_->finish();
+  process_params_->reduce(env_.dist.get());
   const double max_norm = T.grad_clip() > 0 ? T.grad_clip() : std::numeric_limits<double>::infinity();
   // One host sync. Data parallel: the global batch's figures, from the header's means over ranks.
   auto stats = grad_sync_ ? flat_->grad_header().narrow(0, 0, kSyncSlots).to(f64) : torch::stack({loss_acc, nelbo_acc, nelbo_sq});
@@ -260,6 +268,7 @@ bool Trainer::step() {
   losses_.push_back(loss_sum);
   if (!std::isfinite(loss_sum) || !std::isfinite(grad_norm)) {
     flat_->zero_grad();
+    process_params_->zero_grad();
     ++skipped_;
     const char* what = std::isfinite(loss_sum) ? "gradient" : "loss";
     if (!diagnosed_) {  // the run's first non-finite step says which term and which t (trainer_diagnose.cpp)
@@ -295,6 +304,7 @@ bool Trainer::step() {
   } else {
     flat_sgd_step(*flat_, lr, T.weight_decay());
   }
+  if (process_params_->finite()) process_params_->step(lr);
   if (ema_) ema_->update(*model_);
   ++updates_;
 

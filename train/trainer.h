@@ -18,6 +18,7 @@
 #include "train/flat_params.h"
 #include "train/fused_adamw.h"
 #include "train/objectives.h"
+#include "train/process_params.h"
 
 namespace gsdiff {
 
@@ -129,6 +130,7 @@ class Trainer {
   std::unique_ptr<FlatParams> flat_;  // before optimizer_ and ema_, which point into it
   std::unique_ptr<FusedAdamW> optimizer_;
   std::unique_ptr<Ema> ema_;
+  std::unique_ptr<ProcessParams> process_params_;  // a learned schedule's leaves (empty for fixed processes)
   std::shared_ptr<data::Dataset> dataset_;
   std::unique_ptr<data::Loader> loader_;
   std::unique_ptr<dist::GradSync> grad_sync_;

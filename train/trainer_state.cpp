@@ -45,6 +45,7 @@ std::string Trainer::save_checkpoint() {
     optimizer_->save(o);
     ar.write("optimizer", o);
   }
+  process_params_->save(ar);  // a learned schedule's values and Adam state (nothing for a fixed process)
   if (loss_aware_) {
     torch::serialize::OutputArchive la;
     loss_aware_->save(la);
@@ -89,6 +90,11 @@ void Trainer::load_checkpoint(const std::string& path) {
   if (optimizer_) {
     ar.read("optimizer", o);
     optimizer_->load(o);
+  }
+  try {
+    process_params_->load(ar);
+  } catch (const std::exception& e) {
+    throw CheckpointError("checkpoint '" + path + "': the process's learned parameters: " + e.what());
   }
   if (loss_aware_) {  // a checkpoint of a run that sampled otherwise: the sampler starts afresh (uniform)
     torch::serialize::InputArchive la;
@@ -137,6 +143,7 @@ Restored restore_for_inference(const std::string& path, bool use_ema, const torc
   r.step = read_int(ar, "step");
   r.process = build_process(r.config);
   r.model = build_model(r.config);
+  ProcessParams::load_values(*r.process, ar, torch::kCPU);  // a learned schedule as trained
   torch::serialize::InputArchive m;
   ar.read("model", m);
   r.model->load(m);

@@ -30,6 +30,7 @@
 #include "train/distributed.h"
 #include "train/flat_params.h"
 #include "train/trainer.h"
+#include "train_test_util.h"
 
 namespace fs = std::filesystem;
 using gsdiff::dist::GradSync;
@@ -171,6 +172,7 @@ std::vector<Child> run_workers(int world, const std::string& mode, const fs::pat
 // that binds, warmup, EMA. `batch` and `accumulate` are per process; 512 examples give 32 batches of 16, an
 // even count, so 2 ranks at batch 16 and one process at batch 16 cover the same epochs.
 // trainer-loss-aware: iDDPM's term sampler, whose per-bin sums ride in the gradient all-reduce's header.
+// trainer-learned-schedule: VDM's learned schedule (a Gaussian toy and an MLP), whose gradients are all-reduced apart.
 // trainer-sgd: plain SGD without clipping or warmup, where a wrong gradient scale shows in the weights one for one
 // (AdamW normalises it away and a binding clip hides it). `lr_scale` multiplies the learning rate.
 gsdiff::Config trainer_config(int64_t batch, int64_t accumulate, const std::string& mode = "", double lr_scale = 1) {
@@ -193,6 +195,14 @@ gsdiff::Config trainer_config(int64_t batch, int64_t accumulate, const std::stri
     j["objective"]["time_sampling"] = "loss-aware";
     j["objective"]["loss_aware_bins"] = 4;
     j["objective"]["loss_aware_history"] = 2;
+  }
+  if (mode == "trainer-learned-schedule") {  // VDM's schedule: its gradients take their own all-reduce
+    gsdiff::testing::register_test_models();
+    j["process"] = {{"name", "gaussian-vp"}, {"schedule", "learned-logsnr"}, {"steps", 0}, {"schedule_hidden", 4},
+                    {"decoder", "gaussian"}};
+    j["model"] = {{"type", "test-mlp"}, {"dim", 2}, {"hidden", 16}};
+    j["data"] = {{"name", "toy-gmm"}, {"n", 512}, {"batch_size", batch}, {"seed", 0}, {"prefetch", 1}};
+    j["train"]["lr"] = 1e-2;
   }
   j["train"]["lr"] = j["train"]["lr"].get<double>() * lr_scale;
   return gsdiff::parse_config(j);
@@ -418,13 +428,24 @@ TEST_P(TrainerDistributed, TwoRanksTrainTheOneProcessRun) {
     std::cout << "\n";
     EXPECT_GT(d_scale, 100 * tol);
   }
+  if (mode == "trainer-learned-schedule") {  // the schedule's values: 2 ranks = 1 process, and not one rank's half
+    auto values = [](const fs::path& d) {
+      auto r = gsdiff::restore_for_inference(gsdiff::newest_valid_checkpoint(d.string()), false, torch::kCPU);
+      return torch::tensor(r.process->options_json().at("schedule_values").get<std::vector<double>>());
+    };
+    const double d_sched = (values(dir / "run") - values(one)).abs().max().item<double>();
+    const double d_half = (values(half) - values(one)).abs().max().item<double>();
+    std::cout << mode << ": schedule values, max |2 ranks - 1 process| " << d_sched << ", half alone " << d_half << "\n";
+    EXPECT_LT(d_sched, tol);
+    EXPECT_GT(d_half, 100 * tol);
+  }
   expect_global_metrics(dir / "run" / "metrics.jsonl", one / "metrics.jsonl", half / "metrics.jsonl", mode);
   fs::remove_all(dir);
 }
 
 INSTANTIATE_TEST_SUITE_P(Modes, TrainerDistributed,
                          ::testing::Values("trainer-a1", "trainer-a2", "trainer-resume", "trainer-sgd",
-                                           "trainer-loss-aware"));
+                                           "trainer-loss-aware", "trainer-learned-schedule"));
 
 TEST(Distributed, DeadRankMakesSurvivorFailFastWithClearError) {
   fs::path dir = fresh_dir("die");
