@@ -12,7 +12,7 @@ G=${BUILD:-build-test}/bin/gsdiff
 OUT=${TMPDIR:-/tmp}/gsdiff_learned_schedule
 RES=bench/results/learned_schedule.jsonl
 rm -rf "$OUT" && mkdir -p "$OUT" bench/results
-: > "$RES.tmp"
+: > "$OUT/results.part"
 for cfg in quickstart vdm-learned-fashion; do
   t0=$(date +%s)
   "$G" train --config "configs/$cfg.json" --set train.steps="$STEPS" --set train.tensorboard=false --set sample.num=0 \
@@ -21,8 +21,8 @@ for cfg in quickstart vdm-learned-fashion; do
   ck=$(ls "$OUT/$cfg"/ckpt-*.gsdiff | sort | tail -1)
   for est in "--time-sampling uniform --time-samples 1" "--time-sampling logsnr --time-samples 1" "--exact"; do
     line=$("$G" eval --checkpoint "$ck" $est --threads 1)
-    echo "{\"config\": \"$cfg\", \"steps\": $STEPS, \"train_wall_s\": $((t1 - t0)), \"flags\": \"$est\", \"commit\": \"$(git rev-parse --short HEAD)\", \"eval\": $line}" >> "$RES.tmp"
+    echo "{\"config\": \"$cfg\", \"steps\": $STEPS, \"train_wall_s\": $((t1 - t0)), \"flags\": \"$est\", \"commit\": \"$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- core train sample models tools || echo -dirty)\", \"eval\": $line}" >> "$OUT/results.part"
     echo "$cfg $est: $line"
   done
 done
-mv "$RES.tmp" "$RES"
+mv "$OUT/results.part" "$RES"

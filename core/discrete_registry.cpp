@@ -4,6 +4,7 @@
 
 #include "core/dense_kernels.h"
 #include "core/discrete_flow.h"
+#include "core/generalized_absorbing.h"
 #include "core/mixture_kernels.h"
 #include "core/options.h"
 #include "core/registry.h"
@@ -51,6 +52,26 @@ DiscreteFlowOptions discrete_flow_options_from_json(const nlohmann::json& j) {
   r.finish();
   if (o.base().steps() != 0) r.fail("steps", "must be 0: discrete flow matching is a continuous-time CTMC");
   if (!(o.eta() >= 0) || !std::isfinite(o.eta())) r.fail("eta", "must be a finite number >= 0");
+  return o;
+}
+
+PolyMaskOptions poly_mask_options_from_json(const nlohmann::json& j) {
+  const std::string ctx = "process 'absorbing-poly'";
+  JsonReader r(j, ctx);
+  PolyMaskOptions o;
+  o.base(read_discrete(r, 27, "linear", ctx));
+  o.state_dependent(r.get<bool>("state_dependent", o.state_dependent()));
+  o.w_init(r.get<double>("w_init", o.w_init()));
+  o.w_values(r.get<std::vector<double>>("w_values", o.w_values()));
+  r.finish();
+  if (o.base().steps() != 0) r.fail("steps", "must be 0: the learned schedule trains on the continuous-time ELBO");
+  if (!(o.w_init() > 0) || !std::isfinite(o.w_init())) r.fail("w_init", "must be a finite number > 0");
+  const size_t n = o.state_dependent() ? size_t(o.base().K()) : 1;
+  if (!o.w_values().empty() && o.w_values().size() != n)
+    r.fail("w_values", "must hold " + std::to_string(n) + " exponents (K when state_dependent, else 1), got " +
+           std::to_string(o.w_values().size()));
+  for (double w : o.w_values())
+    if (!(w > 0) || !std::isfinite(w)) r.fail("w_values", "must be finite numbers > 0");
   return o;
 }
 
@@ -162,6 +183,12 @@ void register_discrete_builtins(ProcessRegistry& reg) {
            DiscreteFlowProcess(discrete_flow_options_from_json(J::object())).options_json(),
            [](const J& j) -> std::unique_ptr<Process> {
              return std::make_unique<DiscreteFlowProcess>(discrete_flow_options_from_json(j));
+           }});
+  reg.add({"absorbing-poly", "absorbing with learned polynomial masking schedules alpha_k = 1 - t^w_k, one per token "
+           "(GenMD4) or shared (MD4) (Shi et al. 2024); continuous time",
+           PolyMaskProcess(poly_mask_options_from_json(J::object())).options_json(),
+           [](const J& j) -> std::unique_ptr<Process> {
+             return std::make_unique<PolyMaskProcess>(poly_mask_options_from_json(j));
            }});
   reg.add({"discretized-gaussian", "D3PM's ordinal Gaussian kernel over K = 256 levels, discrete time",
            DiscretizedGaussianProcess(dgauss_from_json(J::object())).options_json(),

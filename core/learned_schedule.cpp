@@ -12,7 +12,7 @@ namespace {
 
 double inv_softplus(double y) { return std::log(std::expm1(y)); }
 
-Tensor leaf(const Tensor& v, bool grad) { return v.to(torch::kFloat32).detach().clone().set_requires_grad(grad); }
+Tensor leaf(const Tensor& v, bool grad) { return v.to(torch::kFloat64).detach().clone().set_requires_grad(grad); }
 
 // Multiplies the gradient reaching x = g(t) by the factor keyed by t in `scale` (times, factors) at backward time:
 // factors[i] where t == times[i] exactly, 1 elsewhere; the forward value is x itself.

@@ -25,7 +25,7 @@ class LearnedLogSnrSchedule : public GaussianSchedule {
   std::pair<torch::Tensor, torch::Tensor> alpha_sigma(const torch::Tensor& t) const override;
   nlohmann::json to_json() const override;
 
-  // The trained leaves (float32): the endpoints (when learned), then w0, a, b, c.
+  // The trained leaves (float64): the endpoints (when learned), then w0, a, b, c.
   std::vector<torch::Tensor> parameters() const;
   std::vector<torch::Tensor> shape_parameters() const { return {w0_, a_, b_, c_}; }
   std::vector<double> values() const;

@@ -47,11 +47,17 @@ class Process {
   // conditions its network on gamma(t)).
   virtual torch::Tensor network_time(const torch::Tensor& t) const { return t; }
   // Parameters of the process itself that training learns beside the network's (a learned noise schedule); empty
-  // for a fixed process. Float32 leaves; the trainer moves them to its device and checkpoints them.
+  // for a fixed process. Float64 leaves; the trainer moves them to its device and checkpoints them.
   virtual std::vector<torch::Tensor> learnable_parameters() const { return {}; }
   // For learned parameters trained on the variance of the per-example loss (VDM's schedule shape): each example's
   // time t [B] and loss [B] in the batch whose backward comes next (undefined: none); a no-op for other processes.
   virtual void set_variance_target(const torch::Tensor& t, const torch::Tensor& loss) const { (void)t, (void)loss; }
+  // For learned parameters that decide which x_t is drawn (GenMD4's masking exponents): log q(x_t | x0) summed over
+  // dimensions [B], differentiable in them, for the score-function part of their gradient; undefined otherwise.
+  virtual torch::Tensor log_forward_density(const torch::Tensor& x0, const torch::Tensor& xt, const torch::Tensor& t) const {
+    (void)x0, (void)xt, (void)t;
+    return {};
+  }
   // The network's raw output read as the prediction `pred` (x0_hat, or normalised log p(x0 | x_t)).
   virtual torch::Tensor read_output(const torch::Tensor& out, const torch::Tensor& xt, const torch::Tensor& t) const = 0;
 

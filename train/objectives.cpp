@@ -63,6 +63,18 @@ ElboSample one_call_elbo(const Process& p, const DenoiseFn& f, const Tensor& x0,
   return s;
 }
 
+// Learned parameters that decide which x_t is drawn (GenMD4's exponents): the loss plus (L - b) (log q - log q)
+// with log q = log q(x_t | x0) and b the leave-one-out mean of the other examples' L, so the value is unchanged and
+// the gradient gains REINFORCE's (L - b) d log q (Shi et al. 2024, GenMD4). Other processes: the loss as it is.
+Tensor with_score_function(const Process& p, const Tensor& x0, const ElboSample& s, const Tensor& loss) {
+  auto lq = p.log_forward_density(x0, s.xt, s.t);  // [B] or undefined
+  const int64_t B = loss.size(0);
+  if (!lq.defined() || B < 2) return loss;
+  auto L = loss.detach();
+  auto baseline = (L.sum() - L) / double(B - 1);
+  return loss + ((L - baseline) * (lq - lq.detach())).to(loss.scalar_type());
+}
+
 // The one-call bound's per-example terms and times, kept for the trainer's diagnosis of a non-finite step.
 ObjectiveResult with_terms(ObjectiveResult r, const ElboSample& s) {
   r.t = s.t;
@@ -88,7 +100,7 @@ Objective make_objective(const ObjectiveOptions& o, const Process& process, std:
     return [o, loss_aware](const Process& p, const DenoiseFn& f, const Tensor& x0, torch::Generator& gen) {
       auto s = one_call_elbo(p, f, x0, gen, o, loss_aware.get());
       auto nelbo = s.terms.total();  // [B] nats
-      return with_terms(ObjectiveResult{nelbo / dims(x0), nelbo.detach()}, s);
+      return with_terms(ObjectiveResult{with_score_function(p, x0, s, nelbo / dims(x0)), nelbo.detach()}, s);
     };
   }
   if (name == "simple") {
