@@ -4,6 +4,7 @@
 #include "core/categorical.h"
 #include "core/distributions.h"
 #include "core/mixture_kernels.h"
+#include "sample/masked_step.h"
 #include "sample/sampler.h"
 
 namespace gsdiff {
@@ -129,6 +130,9 @@ Tensor sample_mdlm_cached(const Process& p, const DenoiseFn& f, const std::vecto
   SamplerStats local;
   SamplerStats* st = o.stats ? o.stats : &local;
   auto fn = counted(f, st);
+  const auto mo = masked_options("mdlm-cached", o.method);
+  if (!mo.plain())  // ReMDM remasking / MaskGIT order: the same cache around sample/masked_step.h's step
+    return sample_absorbing(dynamic_cast<const AbsorbingProcess&>(c), fn, grid, shape, gen, progress, o.device, hook, mo, true);
   Tensor cache, last;
   auto pred = [&](const Tensor& x, const Tensor& t) {
     if (!cache.defined()) {

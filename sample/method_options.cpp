@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <stdexcept>
 
+#include "sample/masked_step.h"
+
 namespace gsdiff {
 
 namespace {
@@ -36,6 +38,7 @@ std::vector<std::string> method_option_names(const std::string& name) {
   if (name == "ddim") return {"eta"};
   if (name == "pc") return {"snr", "corrector_steps"};
   if (name == "tau-leaping") return {"ordinal"};
+  if (name == "ancestral" || name == "mdlm-cached") return {"remask", "eta", "unmask"};  // absorbing (masked_step.h)
   return {};
 }
 
@@ -64,6 +67,7 @@ void validate_method_options(const std::string& name, const nlohmann::json& j) {
   if (name == "ddim") ddim_options(j);
   else if (name == "pc") pc_options(j);
   else if (name == "tau-leaping") tau_leaping_options(j);
+  else if (name == "ancestral" || name == "mdlm-cached") masked_options(name, j);
   else check_keys(name, j, {});
 }
 

@@ -24,6 +24,8 @@ struct TauLeapingOptions {
   TORCH_ARG(bool, ordinal) = false;  // add the fired jumps' displacements (ordered states) instead of taking one jump
 };
 
+// ancestral and mdlm-cached on the absorbing process: MaskedOptions (sample/masked_step.h; remasking, unmask order).
+
 // Parsers of the method's JSON object ({"eta": 1} for ddim): a key the method does not have, or a value of the
 // wrong type or range, throws std::invalid_argument naming the sampler and listing its options.
 DdimOptions ddim_options(const nlohmann::json& j);
