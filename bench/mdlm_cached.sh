@@ -3,7 +3,7 @@
 # sampling CPU / wall time of `gsdiff sample` at L = 256 and T = 1000, medians over repeats, for a batch of 1 and of 8.
 # Trains a small time-independent transformer (configs/text8-absorbing.json shrunk: 2 layers, 64 wide,
 # model.time_conditioning = false) on GCIDE dictionary text (Debian dict-gcide) in text8 form for STEPS steps.
-# Writes bench/results/mdlm_cached-<label>.json.
+# Writes bench/results/<LABEL>-mdlm-cached.json (LABEL: machine and date, default hostname-date).
 #
 #   bash bench/mdlm_cached.sh [STEPS=600] [GSDIFF=build/bin/gsdiff] [REPEATS=3]
 set -euo pipefail
@@ -13,7 +13,7 @@ G=${2:-build/bin/gsdiff}
 REPEATS=${3:-3}
 WORK=${WORK:-/tmp/gsdiff_mdlm_cached}
 LABEL=${LABEL:-$(hostname)-$(date +%F)}
-OUT=bench/results/mdlm_cached-$LABEL.json
+OUT=bench/results/$LABEL-mdlm-cached.json
 mkdir -p "$WORK"
 TEXT=$WORK/gcide.text8
 if [ ! -s "$TEXT" ]; then
