@@ -122,8 +122,17 @@ struct Bad {
   std::string model = "absorbing";
 };
 
+// A 1-step Gaussian image model (the quickstart config, Fashion-MNIST) for the flags that need a discrete process.
+std::string cs_gaussian() {
+  auto r = run_cli("train --config " + gsdiff::testing::kQuickstartConfig + " --set data.batch_size=4 --set sample.num=0"
+                   " --set train.log_every=0 --set train.eval_every=0 --set train.tensorboard=false"
+                   " --set train.checkpoint_every=0 --set train.steps=1 --threads 1 --quiet --out " + cs_dir() + "/gauss");
+  EXPECT_EQ(r.rc, 0) << r.out;
+  return cs_dir() + "/gauss/ckpt-00000001.gsdiff";
+}
+
 TEST(CliSampling, MisuseIsNamedWithTheChoices) {
-  const std::string uniform = cs_train("text8-uniform.json", "uniform");
+  const std::string uniform = cs_train("text8-uniform.json", "uniform"), gauss = cs_gaussian();
   const std::vector<Bad> bad = {
       {"--remask loop", "--remask: expected none, cap, rescale or conf, got 'loop'"},
       {"--unmask best", "--unmask: expected random, max-prob, margin or entropy, got 'best'"},
@@ -140,9 +149,12 @@ TEST(CliSampling, MisuseIsNamedWithTheChoices) {
       {"--length 40 --block 20", "--block: expected at most the model's sequence length 16, got '20'"},
       {"--remask cap --eta 0.1", "--remask: needs the absorbing (mask) process; this model's process is uniform", "uniform"},
       {"--unmask margin", "--unmask: needs the absorbing (mask) process", "uniform"},
+      {"--temperature 0.5", "--temperature: acts on p(x0 | x_t) of a discrete process; this model's process is gaussian-vp", "gauss"},
+      {"--top-p 0.5", "--top-p: acts on p(x0 | x_t) of a discrete process", "gauss"},
+      {"--length 40 --block 8", "--length/--block: semi-autoregressive sampling needs a discrete model", "gauss"},
   };
   for (const auto& b : bad) {
-    const auto ck = b.model == "uniform" ? uniform : cs_absorbing();
+    const auto ck = b.model == "uniform" ? uniform : b.model == "gauss" ? gauss : cs_absorbing();
     auto r = run_cli("sample --checkpoint " + ck + " --num 1 --steps 2 --threads 1 " + b.flags + " --out " + cs_dir() + "/bad.txt");
     EXPECT_EQ(r.rc, 2) << b.flags << "\n" << r.out;
     EXPECT_NE(r.out.find(b.expect), std::string::npos) << b.flags << "\n" << r.out;
