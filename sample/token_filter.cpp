@@ -1,4 +1,4 @@
-// Temperature / top-p filtering of p(x0 | x_t) as a DenoiseFn wrapper; float64 Gumbel-max draws.
+// Temperature / top-p filtering of p(x0 | x_t) as a DenoiseFn wrapper.
 #include "sample/token_filter.h"
 
 #include <cmath>
@@ -51,15 +51,6 @@ DenoiseFn filtered_denoiser(const Process& p, DenoiseFn f, const TokenFilterOpti
     auto fin = torch::isfinite(ll);
     return torch::where(fin, lq - torch::where(fin, ll, torch::zeros_like(ll)), torch::zeros_like(lq)).to(out.scalar_type());
   };
-}
-
-Tensor sample_gumbel_max(const Tensor& logp, torch::Generator& gen) {
-  auto lp = logp.to(torch::kFloat64);
-  auto opts = lp.options();
-  // u in [tiny, 1): -log u > 0, so g is finite; float64 rand has 2^-53 resolution (cap 36.7 on g).
-  auto u = at::rand(lp.sizes(), gen, opts).clamp_min(std::numeric_limits<double>::min());
-  auto g = -torch::log(-torch::log(u));  // [..., K]
-  return (lp + g).argmax(-1);
 }
 
 }  // namespace gsdiff

@@ -1,7 +1,8 @@
-// Temperature and nucleus (top-p) on p(x0 | x_t) as a DenoiseFn wrapper, and float64 Gumbel-max categorical draws.
+// Temperature and nucleus (top-p) on p(x0 | x_t) as a DenoiseFn wrapper.
 #pragma once
 #include <torch/torch.h>
 
+#include "core/distributions.h"
 #include "core/elbo.h"
 #include "core/process.h"
 
@@ -32,10 +33,6 @@ torch::Tensor filter_logp(const torch::Tensor& logp, const TokenFilterOptions& o
 // identity. p must outlive the result.
 DenoiseFn filtered_denoiser(const Process& p, DenoiseFn f, const TokenFilterOptions& o);
 
-// One draw per row of log-probabilities logp [..., K] (unnormalised allowed, -inf = excluded) by Gumbel-max:
-// argmax(logp + g), g = -log(-log u), u uniform on (0, 1) drawn in float64. Float32 noise is capped at
-// -log(-log(1 - 2^-24)) = 16.64, so a token whose log-odds against the favourite are below about -19.4 (p ~ 4e-9)
-// is never drawn, and rarer tokens up to p ~ 1e-7 lose much of their mass (tested); float64's cap is 36.7.
-torch::Tensor sample_gumbel_max(const torch::Tensor& logp, torch::Generator& gen);
+// Draws from the filtered law are by float64 Gumbel-max (sample_gumbel_max, core/distributions.h).
 
 }  // namespace gsdiff

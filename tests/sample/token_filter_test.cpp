@@ -132,6 +132,18 @@ TEST(GumbelMax, Float64DrawsFollowTheLaw) {
   EXPECT_GT(tf_pvalue(c, law.unsqueeze(0), N), 1e-4) << c;
 }
 
+// sample_categorical_gumbel (what the discrete samplers' reverse steps draw with) takes unnormalised probabilities:
+// zero cells are never drawn in 200000 draws, the others follow the normalised law (chi-square over 2 dof, p > 1e-4).
+TEST(GumbelMax, FromProbabilitiesZerosAreNeverDrawnAndTheRestFollowTheLaw) {
+  auto w = torch::tensor({1.5, 0.0, 0.9, 0.6, 0.0}, torch::kFloat32);  // float32 input, as a float32 process gives
+  const int64_t N = 200000;
+  auto gen = testing::seeded(12);
+  auto x = sample_categorical_gumbel(w.unsqueeze(0).expand({N, 5}), gen);
+  auto c = torch::bincount(x, {}, 5).to(torch::kFloat64).unsqueeze(0);
+  EXPECT_EQ(c[0][1].item<double>() + c[0][4].item<double>(), 0.0);
+  EXPECT_GT(tf_pvalue(c, (w.to(torch::kFloat64) / w.sum().item<double>()).unsqueeze(0), N), 1e-4) << c;
+}
+
 // Why the noise is float64: float32 Gumbel-max truncates rare tokens. For the two-token law (1 - p, p), the exact
 // law of a float32 Gumbel-max draw is enumerated over all 2^24 - 1 float32 uniforms u = k 2^-24 of each token's
 // noise g = -log(-log u) (computed in float32): P32(rare) = sum_i #{g_j < g_i - log((1 - p)/p)} / n^2. Its noise
