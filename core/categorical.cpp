@@ -249,7 +249,7 @@ Tensor CategoricalProcess::elbo_integrand_dense(const Tensor& x0, const Tensor& 
 
 Tensor CategoricalProcess::sample_reverse(const Tensor& xt, const Tensor& s, const Tensor& t, const Tensor& logp,
                                           torch::Generator& gen) const {
-  return sample_categorical(reverse_probs(xt, s, t, logp), gen);
+  return sample_categorical_gumbel(reverse_probs(xt, s, t, logp), gen);  // float64 Gumbel-max
 }
 
 }  // namespace gsdiff

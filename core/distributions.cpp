@@ -1,6 +1,8 @@
 // Diagonal Gaussian and categorical distributions (closed-form log-prob, entropy and KL).
 #include "core/distributions.h"
 
+#include <limits>
+
 #include <cmath>
 
 namespace gsdiff {
@@ -83,6 +85,19 @@ torch::Tensor sample_categorical(const torch::Tensor& probs, torch::Generator& g
   auto last = torch::where(probs > 0, torch::arange(K, probs.options().dtype(torch::kLong)),
                            torch::zeros({}, probs.options().dtype(torch::kLong))).amax(-1);  // [...]
   return torch::minimum(idx.to(torch::kLong), last);
+}
+
+torch::Tensor sample_gumbel_max(const torch::Tensor& logp, torch::Generator& gen) {
+  auto lp = logp.to(torch::kFloat64);
+  // u in [tiny, 1): -log u > 0, so g is finite; float64 rand has 2^-53 resolution (cap 36.7 on g).
+  auto u = at::rand(lp.sizes(), gen, lp.options()).clamp_min(std::numeric_limits<double>::min());
+  return (lp - torch::log(-torch::log(u))).argmax(-1);  // [...]
+}
+
+torch::Tensor sample_categorical_gumbel(const torch::Tensor& probs, torch::Generator& gen) {
+  auto p = probs.to(torch::kFloat64);
+  return sample_gumbel_max(torch::where(p > 0, torch::log(p.clamp_min(std::numeric_limits<double>::min())),
+                                        torch::full_like(p, -std::numeric_limits<double>::infinity())), gen);
 }
 
 }  // namespace gsdiff

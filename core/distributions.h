@@ -40,6 +40,15 @@ torch::Tensor categorical_kl_probs(const torch::Tensor& p, const torch::Tensor& 
 // One draw per row of `probs` [..., K] (rows need not be exactly normalised) by inverse CDF.
 torch::Tensor sample_categorical(const torch::Tensor& probs, torch::Generator& gen);
 
+// One draw per row of log-probabilities logp [..., K] (unnormalised allowed, -inf = excluded) by Gumbel-max:
+// argmax(logp + g), g = -log(-log u), u uniform drawn in float64. Float32 noise is capped at
+// -log(-log(1 - 2^-24)) = 16.64 (and bounded below by -2.81), so a token whose log-odds against the favourite are below
+// about -19.4 (p ~ 4e-9) is never drawn, and rarer tokens up to p ~ 1e-7 lose much of their mass; float64's cap is
+// 36.7 (tests/sample/token_filter_test.cpp). The discrete samplers' reverse draws use it.
+torch::Tensor sample_gumbel_max(const torch::Tensor& logp, torch::Generator& gen);
+// The same from probabilities [..., K] (need not be normalised; zero or negative entries are never drawn).
+torch::Tensor sample_categorical_gumbel(const torch::Tensor& probs, torch::Generator& gen);
+
 // Standard normal / uniform noise from an explicit generator, shaped like `like` or `shape`.
 // A generator on `device` seeded with `seed` (a CUDA device gets its own CUDA generator, so noise is drawn
 // where the tensors live; every random draw in gsdiff takes its generator explicitly).

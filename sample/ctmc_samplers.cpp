@@ -4,6 +4,7 @@
 #include "core/categorical.h"
 #include "core/distributions.h"
 #include "core/mixture_kernels.h"
+#include "sample/masked_step.h"
 #include "sample/sampler.h"
 
 namespace gsdiff {
@@ -70,7 +71,7 @@ Tensor sample_tau_leaping(const Process& p, const DenoiseFn& f, const std::vecto
     }
     // Nominal states: no jump fired -> stay; else move to one of the fired jumps, chosen in proportion to
     // the counts (so P(leave) = 1 - exp(-h sum_y R_hat) and the destination is ∝ R_hat, as h -> 0).
-    auto pick = sample_categorical(torch::where(n.unsqueeze(-1) > 0, counts, torch::ones_like(counts)), gen);
+    auto pick = sample_categorical_gumbel(torch::where(n.unsqueeze(-1) > 0, counts, torch::ones_like(counts)), gen);
     return torch::where(n > 0, pick, x);
   });
 }
@@ -88,7 +89,7 @@ Tensor sample_ctmc_euler(const Process& p, const DenoiseFn& f, const std::vector
     auto out = jump.sum(-1, true);
     jump = jump / out.clamp_min(1.0);  // when the step would leave with probability > 1, leave surely
     auto stay = (1.0 - jump.sum(-1, true)).clamp_min(0.0);
-    return sample_categorical(jump.scatter(-1, x.unsqueeze(-1), stay), gen);
+    return sample_categorical_gumbel(jump.scatter(-1, x.unsqueeze(-1), stay), gen);
   });
 }
 
@@ -109,7 +110,7 @@ Tensor sample_tweedie(const Process& p, const DenoiseFn& f, const std::vector<do
   auto fn = counted(f, o.stats);
   auto pred = [&](const Tensor& x, const Tensor& t) { return predict(c, fn, x, t); };
   return run_chain(c, grid, shape, gen, progress, o, hook, pred, [&](const Tensor& x, const Tensor& s, const Tensor& t, const Tensor& lp) {
-    return sample_categorical(tweedie_reverse_probs(c, x, s, t, lp), gen);
+    return sample_categorical_gumbel(tweedie_reverse_probs(c, x, s, t, lp), gen);
   });
 }
 
@@ -129,6 +130,9 @@ Tensor sample_mdlm_cached(const Process& p, const DenoiseFn& f, const std::vecto
   SamplerStats local;
   SamplerStats* st = o.stats ? o.stats : &local;
   auto fn = counted(f, st);
+  const auto mo = masked_options("mdlm-cached", o.method);
+  if (!mo.plain())  // ReMDM remasking / MaskGIT order: the same cache around sample/masked_step.h's step
+    return sample_absorbing(dynamic_cast<const AbsorbingProcess&>(c), fn, grid, shape, gen, progress, o.device, hook, mo, true);
   Tensor cache, last;
   auto pred = [&](const Tensor& x, const Tensor& t) {
     if (!cache.defined()) {

@@ -5,6 +5,8 @@
 #include <cmath>
 #include <stdexcept>
 
+#include "sample/masked_step.h"
+
 namespace gsdiff {
 
 namespace {
@@ -39,6 +41,7 @@ std::vector<std::string> method_option_names(const std::string& name) {
   if (name == "tau-leaping") return {"ordinal"};
   if (name == "heun") return {"s_churn", "s_tmin", "s_tmax", "s_noise"};
   if (name == "dpm-solver++") return {"order", "eta"};
+  if (name == "ancestral" || name == "mdlm-cached") return {"remask", "eta", "unmask"};  // absorbing (masked_step.h)
   return {};
 }
 
@@ -86,6 +89,7 @@ void validate_method_options(const std::string& name, const nlohmann::json& j) {
   else if (name == "tau-leaping") tau_leaping_options(j);
   else if (name == "heun") heun_options(j);
   else if (name == "dpm-solver++") dpm_solver_options(j);
+  else if (name == "ancestral" || name == "mdlm-cached") masked_options(name, j);
   else check_keys(name, j, {});
 }
 

@@ -43,6 +43,7 @@ struct DpmSolverOptions {
   TORCH_ARG(int64_t, order) = 2;  // 2 or 3 (the first steps use the orders their history allows)
   TORCH_ARG(double, eta) = 0.0;   // SDE noise scale
 };
+// ancestral and mdlm-cached on the absorbing process: MaskedOptions (sample/masked_step.h; remasking, unmask order).
 
 // Parsers of the method's JSON object ({"eta": 1} for ddim): a key the method does not have, or a value of the
 // wrong type or range, throws std::invalid_argument naming the sampler and listing its options.

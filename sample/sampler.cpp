@@ -9,6 +9,7 @@
 #include "core/gaussian.h"
 #include "core/mixture_kernels.h"
 #include "sample/ancestral.h"
+#include "sample/masked_step.h"
 
 namespace gsdiff {
 
@@ -168,6 +169,13 @@ DenoiseFn counted(DenoiseFn f, SamplerStats* stats) {
 torch::Tensor sample_ancestral_any(const Process& p, const DenoiseFn& f, const std::vector<double>& grid,
                                    at::IntArrayRef shape, torch::Generator& gen, const Progress& progress,
                                    const SamplerOptions& o, const StepHook& hook) {
+  const auto mo = masked_options("ancestral", o.method);
+  if (!mo.plain()) {  // remasking / confidence order: the absorbing chain of sample/masked_step.h
+    auto* a = dynamic_cast<const AbsorbingProcess*>(&p);
+    if (!a)
+      throw std::invalid_argument("sampler 'ancestral': options remask / unmask need the absorbing (mask) process, got " + p.name());
+    return sample_absorbing(*a, counted(f, o.stats), grid, shape, gen, progress, o.device, hook, mo, false);
+  }
   auto x = sample_ancestral(p, counted(f, o.stats), grid, shape, gen, progress, o.device, hook);
   return x.is_floating_point() ? x.to(o.dtype) : x;  // tokens (discrete, or decoded by to_data) stay int64
 }

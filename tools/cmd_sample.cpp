@@ -10,6 +10,7 @@
 #include "tools/condition_flags.h"
 #include "tools/flags.h"
 #include "tools/input_files.h"
+#include "tools/sampling_flags.h"
 #include "tools/sample_util.h"
 #include "sample/guidance.h"
 #include "tools/sample_export.h"
@@ -20,13 +21,14 @@ namespace gsdiff::cli {
 
 namespace {
 
-// The sampler's own options from its flags (--eta: ddim, dpm-solver++; --order: dpm-solver++; --churn, --churn-tmin,
-// --churn-tmax, --churn-noise: heun; --snr, --corrector-steps: pc; --ordinal: tau-leaping), parsed into
-// SamplerOptions::method once; a method flag given for another sampler is refused.
+// The sampler's own options from its flags (--eta: ddim, dpm-solver++, or remask cap / rescale; --order: dpm-solver++;
+// --churn, --churn-tmin, --churn-tmax, --churn-noise: heun; --snr, --corrector-steps: pc; --ordinal: tau-leaping;
+// --remask, --unmask: ancestral and mdlm-cached on absorbing), parsed into SamplerOptions::method once; a method flag
+// given for another sampler is refused.
 SamplerOptions sampler_options(const cxxopts::ParseResult& args) {
   const auto name = args["sampler"].as<std::string>();
   const std::vector<std::pair<std::string, std::vector<std::string>>> owners = {
-      {"eta", {"ddim", "dpm-solver++"}}, {"order", {"dpm-solver++"}}, {"snr", {"pc"}}, {"corrector-steps", {"pc"}},
+      {"order", {"dpm-solver++"}}, {"snr", {"pc"}}, {"corrector-steps", {"pc"}},
       {"ordinal", {"tau-leaping"}},      {"churn", {"heun"}},         {"churn-tmin", {"heun"}},
       {"churn-tmax", {"heun"}},          {"churn-noise", {"heun"}}};
   for (const auto& [flag, samplers] : owners)
@@ -47,6 +49,7 @@ SamplerOptions sampler_options(const cxxopts::ParseResult& args) {
   if (name == "pc")
     so.method = to_json(PcOptions().snr(args["snr"].as<double>()).corrector_steps(args["corrector-steps"].as<int64_t>()));
   if (name == "tau-leaping") so.method = to_json(TauLeapingOptions().ordinal(args.count("ordinal") > 0));
+  if (auto m = masked_method_from_flags(args, name); !m.is_null()) so.method = m;  // --remask, --eta, --unmask
   return so;
 }
 
@@ -89,9 +92,11 @@ void sample_checkpoint_with_fn(const cxxopts::ParseResult& args, Restored& r, co
   so.denoiser_uses_t = r.model->uses_time() || args.count("low-noise-checkpoint") > 0;  // experts switch on t
   so.device = req.device;
   auto ds = data::make_dataset(eval_data_config(r.config));
+  check_sampling_flags(args, *r.process, ds->example_shape());
   auto hook = condition_hook(args, *r.process, {ds->kind(), ds->example_shape(), ds->categories(), takes_tokens(*r.process)});
   sample_fn_to_file(*r.process, f, ds->example_shape(), r.process->num_categories(), args["sampler"].as<std::string>(), so,
-                    req.num, req.steps, args["grid"].as<std::string>(), req.seed, args["out"].as<std::string>(), hook);
+                    req.num, req.steps, args["grid"].as<std::string>(), req.seed, args["out"].as<std::string>(), hook,
+                    {filter_from_flags(args), blocks_from_flags(args)});
 }
 
 }  // namespace
@@ -120,15 +125,16 @@ int cmd_sample(int argc, char** argv) {
       "grid", "time grid: uniform | quadratic (t = (k/n)^2) | karras (EDM's rho = 7 noise levels; continuous-time "
       "Gaussian processes)", cxxopts::value<std::string>()->default_value("uniform"))(
       "h,help", "show this help");
+  add_sampling_flags(o);
   const double inf = std::numeric_limits<double>::infinity();
-  const std::vector<NumFlag> nums = {
+  std::vector<NumFlag> nums = {
       {"steps", "reverse steps (default: the checkpoint's sample.steps, where 0 = the process's T, or 100 in "
        "continuous time)", NumFlag::Int64, 1, 1e8},
       {"num", "number of samples (default: the checkpoint's sample.num)", NumFlag::Int64, 1, 1e8},
       {"seed", "sampler seed (default: the checkpoint's sample.seed)", NumFlag::UInt64, 0, inf},
       {"switch", "expert switching time tau", NumFlag::Real, 0, 1, true, true, "", "0.5"},
-      {"eta", "ddim: noise scale; dpm-solver++: the SDE variant's noise (1 = DPM-Solver++ SDE)", NumFlag::Real, 0, 1e6,
-       false, false, "deterministic", "0"},
+      {"eta", "ddim: noise scale; dpm-solver++: the SDE variant's noise (1 = DPM-Solver++ SDE); --remask cap / rescale: "
+       "ReMDM's eta (at most 1)", NumFlag::Real, 0, 1e6, false, false, "deterministic / no remasking", "0"},
       {"order", "dpm-solver++: multistep order, 2 (2M) or 3 (3M)", NumFlag::Int64, 2, 3, false, false, "", "2"},
       {"churn", "heun: EDM's S_churn, total stochasticity over the grid (Karras et al. 2022, Alg. 2)", NumFlag::Real, 0,
        1e6, false, false, "the deterministic PF-ODE (Alg. 1)", "0"},
@@ -147,6 +153,7 @@ int cmd_sample(int argc, char** argv) {
       {"resample", "conditioning: RePaint rounds per step (Lugmayr et al. 2022): re-noise x_s to x_t and redo the step",
        NumFlag::Int64, 0, 1e6, false, false, "the replacement method alone", "0"},
       {"threads", "intra-op threads", NumFlag::Int, 0, 1 << 16, false, false, "$GSDIFF_THREADS when set, else all cores", "0"}};
+  for (auto& f : sampling_num_flags()) nums.push_back(std::move(f));
   add_num_flags(o, nums);
   auto args = parse_checked(o, argc, argv, nums);
   if (args.count("help")) {
@@ -167,8 +174,10 @@ int cmd_sample(int argc, char** argv) {
                           args.count("num") ? args["num"].as<int64_t>() : 64, args.count("steps") ? args["steps"].as<int64_t>() : 0,
                           args["grid"].as<std::string>(), args.count("seed") ? args["seed"].as<uint64_t>() : 0, args["out"].as<std::string>(),
                           [&args](const Process& p, const std::vector<int64_t>& shape) {
+                            check_sampling_flags(args, p, shape);
                             return condition_hook(args, p, export_data_spec(p, shape));
-                          });
+                          },
+                          {filter_from_flags(args), blocks_from_flags(args)});
     std::cerr << "wrote " << args["out"].as<std::string>() << "\n";
     return 0;
   }
@@ -176,6 +185,7 @@ int cmd_sample(int argc, char** argv) {
     throw UsageError("--checkpoint and --out are required (or --model and --out)");
   }
   make_sampler(args["sampler"].as<std::string>());  // unknown names fail here, listing the known ones
+  sampler_options(args);  // a method flag for another sampler (--eta, --remask, ...) fails here, on every path
   set_threads(args["threads"].as<int>());
   register_builtins();
   if (args.count("plugin"))
@@ -187,6 +197,7 @@ int cmd_sample(int argc, char** argv) {
   req.steps = args.count("steps") ? args["steps"].as<int64_t>() : r.config.sample.steps();
   req.seed = args.count("seed") ? args["seed"].as<uint64_t>() : r.config.sample.seed();
   req.progress = true;
+  req.print_stats = true;
   const bool conditional = args.count("class") > 0;
   const double w = args["guidance"].as<double>();
   if ((conditional || w != 0) && r.model->num_classes() == 0)
@@ -195,7 +206,7 @@ int cmd_sample(int argc, char** argv) {
   if (conditional && args.count("low-noise-checkpoint"))
     throw std::invalid_argument("--class with --low-noise-checkpoint is not supported: guide one model at a time");
   if (args["sampler"].as<std::string>() != "ancestral" || args.count("low-noise-checkpoint") || conditional ||
-      condition || args["grid"].as<std::string>() != "uniform") {  // issue #7 samplers, issue #15 conditioning
+      condition || has_sampling_flags(args) || args["grid"].as<std::string>() != "uniform") {  // issue #7, #15
     sample_checkpoint_with_fn(args, r, req);
     std::cerr << "wrote " << args["out"].as<std::string>() << " (" << req.num << " samples, " << args["sampler"].as<std::string>() << ")\n";
     return 0;

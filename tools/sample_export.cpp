@@ -1,6 +1,8 @@
 // Sampling from a TorchScript export (process rebuilt from its gsdiff.json) and writing the samples.
 #include "tools/sample_export.h"
 
+#include <chrono>
+#include <ctime>
 #include <fstream>
 #include <iostream>
 
@@ -29,7 +31,7 @@ void write_samples(const std::string& path, const torch::Tensor& x_in, int64_t c
 void sample_fn_to_file(const Process& process, const DenoiseFn& f, const std::vector<int64_t>& example_shape,
                        int64_t categories, const std::string& sampler, const SamplerOptions& opts, int64_t num,
                        int64_t steps, const std::string& grid, uint64_t seed, const std::string& out,
-                       const StepHook& hook) {
+                       const StepHook& hook, const SampleExtras& extras) {
   std::vector<int64_t> shape{num};
   shape.insert(shape.end(), example_shape.begin(), example_shape.end());
   auto gen = make_generator(opts.device, seed);
@@ -38,13 +40,27 @@ void sample_fn_to_file(const Process& process, const DenoiseFn& f, const std::ve
       std::cerr << "\rsampling step " << k << "/" << n << (k == n ? "\n" : "") << std::flush;
   };
   torch::NoGradGuard ng;
-  auto x = make_sampler(sampler, opts)(process, f, time_grid(process, steps, grid), shape, gen, progress, hook);
+  SamplerStats stats;
+  SamplerOptions o = opts;
+  o.stats = &stats;
+  auto run = make_sampler(sampler, o);
+  auto fn = filtered_denoiser(process, f, extras.filter);  // temperature / top-p (identity by default)
+  const auto g = time_grid(process, steps, grid);
+  const std::clock_t cpu0 = std::clock();
+  const auto wall0 = std::chrono::steady_clock::now();
+  auto x = extras.blocks.length() > 0
+               ? sample_blocks(run, process, fn, g, num, example_shape.at(0), extras.blocks, gen, progress, hook)
+               : run(process, fn, g, shape, gen, progress, hook);
+  const double cpu = double(std::clock() - cpu0) / CLOCKS_PER_SEC;
+  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall0).count();
+  std::cerr << "network calls " << stats.network_calls << " (rows " << stats.network_rows << "), sampling " << cpu
+            << " s CPU, " << wall << " s wall\n";
   write_samples(out, x, categories);
 }
 
 void sample_export_to_file(const std::string& model_path, const std::string& sampler, const SamplerOptions& opts,
                            int64_t num, int64_t steps, const std::string& grid, uint64_t seed,
-                           const std::string& out, const HookMaker& make_hook) {
+                           const std::string& out, const HookMaker& make_hook, const SampleExtras& extras) {
   auto ex = load_export(model_path, opts.device);
   register_builtins();
   auto process = make_process(ex.meta.at("process"));
@@ -52,7 +68,7 @@ void sample_export_to_file(const std::string& model_path, const std::string& sam
   SamplerOptions o = opts;
   o.denoiser_uses_t = ex.meta.at("model").value("time_conditioning", true);  // the exported network's option
   sample_fn_to_file(*process, jit_denoise_fn(ex.module), shape, process->num_categories(), sampler, o, num, steps,
-                    grid, seed, out, make_hook ? make_hook(*process, shape) : StepHook{});
+                    grid, seed, out, make_hook ? make_hook(*process, shape) : StepHook{}, extras);
 }
 
 }  // namespace gsdiff::cli

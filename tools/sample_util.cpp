@@ -3,6 +3,8 @@
 
 #include <torch/version.h>
 
+#include <chrono>
+#include <ctime>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -11,6 +13,7 @@
 #include "core/distributions.h"
 #include "data/factory.h"
 #include "sample/ancestral.h"
+#include "sample/sampler.h"
 #include "sample/writers.h"
 #include "train/evaluate.h"
 
@@ -55,8 +58,15 @@ void sample_to_file(const Config& cfg, const Process& process, DenoiserNet& mode
     if (req.progress && (k == n || k % std::max<int64_t>(1, n / 10) == 0))
       std::cerr << "\rsampling step " << k << "/" << n << (k == n ? "\n" : "") << std::flush;
   };
-  auto x = sample_ancestral(process, denoise_fn(model), default_grid(process, req.steps), shape, gen, progress,
-                            req.device).to(torch::kCPU);
+  SamplerStats stats;
+  const std::clock_t cpu0 = std::clock();
+  const auto wall0 = std::chrono::steady_clock::now();
+  auto x = sample_ancestral(process, counted(denoise_fn(model), &stats), default_grid(process, req.steps), shape, gen,
+                            progress, req.device).to(torch::kCPU);
+  if (req.print_stats)  // the same line as sample_fn_to_file's (bench/mdlm_cached.sh reads it)
+    std::cerr << "network calls " << stats.network_calls << " (rows " << stats.network_rows << "), sampling "
+              << double(std::clock() - cpu0) / CLOCKS_PER_SEC << " s CPU, "
+              << std::chrono::duration<double>(std::chrono::steady_clock::now() - wall0).count() << " s wall\n";
   if (was_training) model->train();
   switch (ds->kind()) {
     case data::DataKind::Image: {

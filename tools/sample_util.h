@@ -15,6 +15,7 @@ struct SampleRequest {
   uint64_t seed = 0;
   torch::Device device = torch::kCPU;
   bool progress = false;
+  bool print_stats = false;  // print network calls / rows and the sampling CPU and wall time to stderr
 };
 
 // Samples `num` examples of the config's data shape with the ancestral sampler and writes them to

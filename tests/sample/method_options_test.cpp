@@ -32,7 +32,10 @@ TEST(MethodOptions, ParsedWithTheirDefaultsAndRoundTripped) {
 TEST(MethodOptions, AnotherSamplersOptionIsRefusedWithTheKnownOnes) {
   EXPECT_NE(error_of("pc", {{"eta", 1.0}}).find("sampler 'pc' has no option 'eta'; its options: snr, corrector_steps"),
             std::string::npos);
-  EXPECT_NE(error_of("ancestral", {{"snr", 0.1}}).find("sampler 'ancestral' has no option 'snr'; its options: none"),
+  EXPECT_NE(error_of("tweedie", {{"snr", 0.1}}).find("sampler 'tweedie' has no option 'snr'; its options: none"),
+            std::string::npos);
+  // ancestral's options are the absorbing process's (sample/masked_step.h)
+  EXPECT_NE(error_of("ancestral", {{"snr", 0.1}}).find("sampler 'ancestral' has no option 'snr'; its options: remask, eta, unmask"),
             std::string::npos);
   EXPECT_NE(error_of("ddim", {{"eta", -1.0}}).find("option 'eta' must be a number >= 0"), std::string::npos);
   EXPECT_NE(error_of("pc", {{"corrector_steps", 1.5}}).find("'corrector_steps' must be an integer"), std::string::npos);
