@@ -74,6 +74,7 @@ class GaussianProcess : public Process {
 
   // The network sees x_t / sqrt(alpha_t^2 + sigma_t^2) (unit variance for VE as well; x_t itself for VP).
   torch::Tensor network_input(const torch::Tensor& xt, const torch::Tensor& t) const override;
+  torch::Tensor state_from_network_input(const torch::Tensor& in, const torch::Tensor& t) const override;
   torch::Tensor read_output(const torch::Tensor& out, const torch::Tensor& xt, const torch::Tensor& t) const override;
 
   // Decoder p(x0 | x_t) around x0_hat with std sigma_t / alpha_t: discretized over 256 bins or a density.

@@ -93,12 +93,13 @@ int cmd_eval(int argc, char** argv) {
   auto ds = data::make_dataset(dcfg);
   BoundResult bound;
   if (args.count("ode") || args.count("low-noise-checkpoint")) {  // issue #7: any DenoiseFn, ODE likelihood
-    DenoiseFn f = denoise_fn(r.model);
+    DenoiseFn f = bound_denoise_fn(*r.process, r.model);
     if (args.count("low-noise-checkpoint")) {
       auto low = restore_for_inference(args["low-noise-checkpoint"].as<std::string>(), e.ema(), device);
       if (low.process->options_json() != r.process->options_json())
         throw std::invalid_argument("--low-noise-checkpoint: the two experts must share one process");
-      f = switch_experts(denoise_fn(r.model), denoise_fn(low.model), args["switch"].as<double>());
+      f = switch_experts(bound_denoise_fn(*r.process, r.model), bound_denoise_fn(*low.process, low.model),
+                         args["switch"].as<double>());
     }
     r.model->eval();
     if (args.count("ode")) {

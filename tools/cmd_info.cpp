@@ -5,6 +5,8 @@
 
 #include "core/registry.h"
 #include "models/denoiser.h"
+#include "models/transformer.h"
+#include "models/unet.h"
 #include "tools/cli_args.h"
 #include "tools/commands.h"
 #include "tools/flags.h"
@@ -47,8 +49,15 @@ int cmd_info(int argc, char** argv) {
     const auto& e = reg.entry(n);
     std::cout << "  " << n << ": " << e.description << "\n    defaults: " << e.defaults.dump() << "\n";
   }
+  // The built-ins' defaults, with the options that their config() writes only when set.
+  auto unet = unet_options_to_json(UNetOptions()), transformer = transformer_options_to_json(TransformerOptions());
+  unet["self_condition"] = transformer["self_condition"] = false;  // Chen et al. 2022: feed back the x0 estimate
+  transformer["time_conditioning"] = true;
   std::cout << "models:\n";
-  for (const auto& n : model_names()) std::cout << "  " << n << "\n";
+  for (const auto& n : model_names()) {
+    std::cout << "  " << n << "\n";
+    if (n == "unet" || n == "transformer") std::cout << "    defaults: " << (n == "unet" ? unet : transformer).dump() << "\n";
+  }
   return 0;
 }
 

@@ -57,19 +57,20 @@ StepHook condition_hook(const cxxopts::ParseResult& args, const Process& p, cons
 void sample_checkpoint_with_fn(const cxxopts::ParseResult& args, Restored& r, const SampleRequest& req) {
   const bool conditional = args.count("class") > 0;
   const double w = args["guidance"].as<double>();
-  DenoiseFn f = denoise_fn(r.model);
+  DenoiseFn f = sampling_denoise_fn(*r.process, r.model);
   if (conditional) {
     const int64_t c = args["class"].as<int64_t>(), C = r.model->num_classes();
     if (c < -1 || c >= C)
       throw std::invalid_argument("--class: expected -1 or 0.." + std::to_string(C - 1) + ", got " + std::to_string(c));
     auto y = c >= 0 ? torch::full({req.num}, c, torch::kLong) : torch::arange(req.num, torch::kLong) % C;  // [N]
-    f = guided_model_fn(r.model, y.to(req.device), w, r.process->space());
+    f = guided_model_fn(r.model, y.to(req.device), w, *r.process);
   }
   if (args.count("low-noise-checkpoint")) {
     auto low = restore_for_inference(args["low-noise-checkpoint"].as<std::string>(), !args.count("no-ema"), req.device);
     if (low.process->options_json() != r.process->options_json())
       throw std::invalid_argument("--low-noise-checkpoint: the two experts must share one process");
-    f = switch_experts(denoise_fn(r.model), denoise_fn(low.model), args["switch"].as<double>());
+    f = switch_experts(sampling_denoise_fn(*r.process, r.model), sampling_denoise_fn(*r.process, low.model),
+                       args["switch"].as<double>());
   }
   SamplerOptions so = sampler_options(args);
   so.denoiser_uses_t = r.model->uses_time() || args.count("low-noise-checkpoint") > 0;  // experts switch on t

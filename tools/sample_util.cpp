@@ -11,6 +11,7 @@
 #include "core/distributions.h"
 #include "data/factory.h"
 #include "sample/ancestral.h"
+#include "sample/guidance.h"
 #include "sample/writers.h"
 #include "train/evaluate.h"
 
@@ -55,7 +56,7 @@ void sample_to_file(const Config& cfg, const Process& process, DenoiserNet& mode
     if (req.progress && (k == n || k % std::max<int64_t>(1, n / 10) == 0))
       std::cerr << "\rsampling step " << k << "/" << n << (k == n ? "\n" : "") << std::flush;
   };
-  auto x = sample_ancestral(process, denoise_fn(model), default_grid(process, req.steps), shape, gen, progress,
+  auto x = sample_ancestral(process, sampling_denoise_fn(process, model), default_grid(process, req.steps), shape, gen, progress,
                             req.device).to(torch::kCPU);
   if (was_training) model->train();
   switch (ds->kind()) {

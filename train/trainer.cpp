@@ -162,7 +162,17 @@ ObjectiveResult Trainer::micro_objective(const data::Batch& batch) {
     y = torch::where(drop.to(env_.device), torch::full_like(labels, model_->num_classes()), labels);
   }
   Bf16Autocast amp(env_.device.is_cuda(), T.precision() == "bf16");  // forward and loss only
-  return objective_(*process_, denoise_fn(model_, y), x0, gen_);
+  return objective_(*process_, train_denoise_fn(y), x0, gen_);
+}
+
+// Self-conditioning (Chen et al. 2022, Alg. 1): with probability 1/2 per micro-batch, drawn from its seeded
+// generator (a resume redraws the same), the network sees the estimate of a first pass without gradient at the
+// same (x_t, t); otherwise zeros. A model without it draws nothing: its run is the one before this option.
+DenoiseFn Trainer::train_denoise_fn(const torch::Tensor& y) {
+  if (!model_->self_conditioned()) return denoise_fn(model_, y);
+  auto u = at::rand({1}, gen_, torch::TensorOptions().dtype(torch::kFloat64).device(gen_.device()));
+  auto f = self_cond_fn(model_, y);
+  return u.item<double>() < 0.5 ? self_condition_two_pass(*process_, f) : self_condition_zeros(f);
 }
 
 // Written before the last micro-batch's backward, whose final bucket carries the header (train/distributed.h).
