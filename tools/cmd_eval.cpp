@@ -13,6 +13,7 @@
 #include "sample/guidance.h"
 #include "tools/eval_extra.h"
 #include "tools/finite_json.h"
+#include "models/classifier.h"
 #include "train/trainer.h"
 
 namespace gsdiff::cli {
@@ -88,6 +89,9 @@ int cmd_eval(int argc, char** argv) {
   if (args.count("batch-size")) e.batch_size(args["batch-size"].as<int64_t>());
   if (args.count("seed")) e.seed(args["seed"].as<uint64_t>());
   auto r = restore_for_inference(args["checkpoint"].as<std::string>(), e.ema(), device);
+  if (as_classifier(r.model))
+    throw std::invalid_argument("--checkpoint: a classifier (model.type classifier) has no likelihood bound to evaluate; "
+                                "use it with gsdiff sample --classifier");
   auto dcfg = eval_data_config(r.config);
   if (args.count("split")) dcfg["split"] = args["split"].as<std::string>();
   auto ds = data::make_dataset(dcfg);

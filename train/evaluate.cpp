@@ -25,6 +25,13 @@ DenoiseFn denoise_fn(DenoiserNet& model, torch::Tensor y) {
   };
 }
 
+DenoiseFn classifier_log_prob_fn(DenoiserNet& model, torch::Tensor y) {
+  return [model, y](const torch::Tensor& in, const torch::Tensor& t) mutable {
+    auto logp = torch::log_softmax(model->forward(in, t.to(torch::kFloat32)).to(torch::kFloat32), -1);  // [B, C]
+    return logp.gather(1, y.to(logp.device()).view({-1, 1})).squeeze(1);                             // [B]
+  };
+}
+
 SelfCondFn self_cond_fn(DenoiserNet& model, torch::Tensor y) {
   return [model, y](const torch::Tensor& in, const torch::Tensor& t, const torch::Tensor& est) mutable {
     return model->forward_self_cond(in, t.to(torch::kFloat32), y, est);

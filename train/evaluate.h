@@ -22,6 +22,8 @@ torch::Tensor to_process_space(const Process& p, const torch::Tensor& x);
 
 // The network as a DenoiseFn: float32 time, labels y (undefined = null class).
 DenoiseFn denoise_fn(DenoiserNet& model, torch::Tensor y = {});
+// A classifier model (models/classifier.h) with the labels y [B] bound in: (x_t, t) -> log p(y | x_t, t) [B].
+DenoiseFn classifier_log_prob_fn(DenoiserNet& model, torch::Tensor y);
 // The self-conditioned network (x_t, t, estimate) with labels y bound in (models/denoiser.h forward_self_cond).
 SelfCondFn self_cond_fn(DenoiserNet& model, torch::Tensor y = {});
 // The network for the bound: denoise_fn, or for a self-conditioned model its two passes at the same (x_t, t)

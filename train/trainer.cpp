@@ -13,6 +13,7 @@
 #include "core/registry.h"
 #include "data/factory.h"
 #include "models/autocast.h"
+#include "models/classifier.h"
 #include "train/checkpoint.h"
 #include "train/distributed.h"
 #include "train/loss_aware.h"
@@ -71,6 +72,7 @@ Trainer::Trainer(Config cfg, TrainerEnv env)
   loader_ = std::make_unique<data::Loader>(dataset_, lopt);
   loss_aware_ = with_context("objective", [&] { return make_loss_aware(cfg_.objective, *process_, env_.device); });
   objective_ = make_objective(cfg_.objective, *process_, loss_aware_);
+  check_classifier_run();
   // Parameters and gradients live in flat buffers: zero_grad, clipping, AdamW and EMA are whole-buffer ops. Data
   // parallel: the header slots carry the step's statistics, then the loss-aware sampler's sums.
   const int64_t header = kSyncSlots + (loss_aware_ ? 2 * loss_aware_->bins() : 0);
@@ -101,6 +103,22 @@ Trainer::Trainer(Config cfg, TrainerEnv env)
 }
 
 Trainer::~Trainer() = default;
+
+// A classifier (models/classifier.h) trains with objective classifier on labelled data, and only it does; it has no
+// bound to validate.
+void Trainer::check_classifier_run() const {
+  const bool classifier = as_classifier(const_cast<DenoiserNet&>(model_)) != nullptr;
+  if (classifier != (cfg_.objective.name() == "classifier"))
+    throw ConfigError("config: field 'objective.name' '" + cfg_.objective.name() + "' and field 'model.type' '" +
+                      model_->config().value("type", std::string()) +
+                      "' do not go together: the classifier objective trains a model of type classifier, and only it");
+  if (classifier && dataset_->num_classes() == 0)
+    throw ConfigError("config: field 'data.name' '" + dataset_->name() + "' has no labels for the classifier objective");
+  if (classifier && as_classifier(const_cast<DenoiserNet&>(model_))->classes() < dataset_->num_classes())
+    throw ConfigError("config: field 'model.classes' is below the data's " + std::to_string(dataset_->num_classes()) + " classes");
+  if (classifier && cfg_.train.eval_every() > 0)
+    throw ConfigError("config: field 'train.eval_every' must be 0 for a classifier (it has no likelihood bound)");
+}
 
 // One run per output directory: a fresh run does not start among another run's checkpoints (pruning and
 // --resume auto would mix them), and a resume from an older checkpoint does not continue below later ones.
@@ -155,13 +173,14 @@ ObjectiveResult Trainer::micro_objective(const data::Batch& batch) {
   const auto& T = cfg_.train;
   seed_micro_batch(batch);
   auto x0 = to_process_space(*process_, batch.x).to(env_.device);  // [B, ...]
+  Bf16Autocast amp(env_.device.is_cuda(), T.precision() == "bf16");  // forward and loss only
+  if (as_classifier(model_)) return objective_(*process_, classifier_log_prob_fn(model_, batch.labels.to(env_.device)), x0, gen_);
   torch::Tensor y;
   if (batch.labels.defined() && model_->num_classes() > 0) {  // label dropout to the null class
     auto drop = at::rand({x0.size(0)}, gen_, torch::TensorOptions().dtype(torch::kFloat64).device(gen_.device())) < T.label_dropout();
     auto labels = batch.labels.to(env_.device);
     y = torch::where(drop.to(env_.device), torch::full_like(labels, model_->num_classes()), labels);
   }
-  Bf16Autocast amp(env_.device.is_cuda(), T.precision() == "bf16");  // forward and loss only
   return objective_(*process_, train_denoise_fn(y), x0, gen_);
 }
 
