@@ -32,7 +32,8 @@ struct SamplerOptions {
   torch::ScalarType dtype = torch::kFloat32;  // state dtype of continuous samplers
   SamplerStats* stats = nullptr;              // optional call counter
   // Guidance of each discrete reverse step (sample/step_guidance.h: D-CFG, D-CBG; Schiff et al. 2025); null = none.
-  // Only the ancestral sampler on a categorical process applies it; check_sampler refuses it elsewhere.
+  // The ancestral sampler (transitions) and tau-leaping / euler (rates) on a categorical process apply it; check_sampler
+  // refuses it elsewhere.
   std::shared_ptr<const StepGuidance> guidance;
 };
 

@@ -30,6 +30,13 @@ class DiscreteCfg : public StepGuidance {
     auto pu = reverse_step_probs(p, uncond_, xt, s, t);  // p(x_s | x_t) of the null class [B, ..., V]
     return geometric_mixture(probs, pu.to(probs.scalar_type()), gamma_);
   }
+  Tensor guide_rates(const Process& p, const Tensor& xt, const Tensor& t, const Tensor& rates) const override {
+    auto ru = guided_cat(p).reverse_rates(xt, t, predict(p, uncond_, xt, t)).to(rates.scalar_type());  // [B, ..., V]
+    auto both = (rates > 0).logical_and(ru > 0);
+    auto one = torch::ones_like(rates);
+    auto g = torch::exp(gamma_ * torch::log(torch::where(both, rates, one)) + (1.0 - gamma_) * torch::log(torch::where(both, ru, one)));
+    return torch::where(both, g, torch::zeros_like(rates));
+  }
   std::string name() const override { return "d-cfg"; }
 
  private:
@@ -66,19 +73,30 @@ class DiscreteCbg : public StepGuidance {
       : classifier_(std::move(classifier)), y_(std::move(y)), gamma_(gamma), max_rows_(max_rows) {}
   Tensor guide(const Process& p, const Tensor& xt, const Tensor& s, const Tensor& t, const Tensor& probs) const override {
     const int64_t B = xt.size(0), D = xt[0].numel(), V = probs.size(-1);
-    if (D * V > max_rows_)
-      throw std::invalid_argument("D-CBG: exact enumeration scores positions x states = " + std::to_string(D) + " x " +
-                                  std::to_string(V) + " classifier rows per example, above " + std::to_string(max_rows_) +
-                                  "; the first-order Taylor approximation (Schiff et al. 2025) is not built");
-    if (y_.size(0) != B) throw std::invalid_argument("D-CBG: labels and batch differ in size");
+    check_rows(B, D, V);
     auto lp = single_change_scores(p, classifier_, y_, xt, s, V);               // [B, D, V]
     auto pr = probs.reshape({B, D, V}).to(torch::kFloat64);
     auto logits = torch::where(pr > 0, torch::log(pr) + gamma_ * lp, torch::full_like(pr, -std::numeric_limits<double>::infinity()));
     return torch::softmax(logits, -1).reshape(probs.sizes()).to(probs.scalar_type());  // zero where p(x_s | x_t) is
   }
+  Tensor guide_rates(const Process& p, const Tensor& xt, const Tensor& t, const Tensor& rates) const override {
+    const int64_t B = xt.size(0), D = xt[0].numel(), V = rates.size(-1);
+    check_rows(B, D, V);
+    auto lp = single_change_scores(p, classifier_, y_, xt, t, V);                       // [B, D, V] at time t
+    auto self = lp.gather(2, xt.reshape({B, D, 1}).to(torch::kLong));                   // log p(y | x_t, t) [B, D, 1]
+    auto factor = torch::exp(gamma_ * (lp - self)).reshape(rates.sizes()).to(rates.scalar_type());
+    return rates * factor;
+  }
   std::string name() const override { return "d-cbg"; }
 
  private:
+  void check_rows(int64_t B, int64_t D, int64_t V) const {
+    if (D * V > max_rows_)
+      throw std::invalid_argument("D-CBG: exact enumeration scores positions x states = " + std::to_string(D) + " x " +
+                                  std::to_string(V) + " classifier rows per example, above " + std::to_string(max_rows_) +
+                                  "; the first-order Taylor approximation (Schiff et al. 2025) is not built");
+    if (y_.size(0) != B) throw std::invalid_argument("D-CBG: labels and batch differ in size");
+  }
   DenoiseFn classifier_;
   Tensor y_;
   double gamma_;

@@ -14,7 +14,8 @@ namespace gsdiff {
 
 // Maps a reverse step's transition probabilities p(x_s | x_t) [B, ..., V], those of the DenoiseFn the sampler was
 // given, to the guided ones (per position, normalised). Set in SamplerOptions::guidance; the discrete ancestral
-// sampler applies it at every step (the last one to s = 0 included) and the others refuse it.
+// sampler applies it at every step (the last one to s = 0 included), tau-leaping and euler guide their rates
+// (guide_rates) and their last step's transition, and the other samplers refuse it.
 //
 // Why not a DenoiseFn wrapper (DESIGN.md §8): Schiff et al.'s guided step p(x_s | x_t, y)^gamma p(x_s | x_t)^(1-gamma)
 // is a geometric mixture of two *transitions*, and a transition sum_x0 q(x_s | x_t, x0) p(x0 | x_t) that is linear
@@ -29,6 +30,10 @@ class StepGuidance {
   // probs [B, ..., V] -> guided probs [B, ..., V]; s and t [B] float64.
   virtual torch::Tensor guide(const Process& p, const torch::Tensor& xt, const torch::Tensor& s, const torch::Tensor& t,
                               const torch::Tensor& probs) const = 0;
+  // The CTMC counterpart, for the samplers that step reverse rates (tau-leaping, euler): R_hat(x_t, y) [B, ..., V] at
+  // time t (zero at y = x_t) -> the guided rates (Nisonoff et al. 2024's rate-level guidance).
+  virtual torch::Tensor guide_rates(const Process& p, const torch::Tensor& xt, const torch::Tensor& t,
+                                    const torch::Tensor& rates) const = 0;
   virtual std::string name() const = 0;
 };
 
@@ -43,7 +48,7 @@ torch::Tensor geometric_mixture(const torch::Tensor& pa, const torch::Tensor& pb
 
 // D-CFG (Schiff et al. 2025, sec. 3.1): the sampler's DenoiseFn is the conditional model p(. | x_t, y); `uncond`
 // the same model with the null class; p^gamma(x_s | x_t, y) ∝ p(x_s | x_t, y)^gamma p(x_s | x_t)^(1 - gamma).
-// One more network call per step (the unconditional one).
+// One more network call per step (the unconditional one). Rates: R_c(x, y)^gamma R_u(x, y)^(1 - gamma).
 std::shared_ptr<StepGuidance> discrete_cfg(DenoiseFn uncond, double gamma);
 
 // D-CBG (Schiff et al. 2025, sec. 3.2): p^gamma(x_s | x_t, y) ∝ p(y | x_s, s)^gamma p(x_s | x_t), per position, from
@@ -51,7 +56,9 @@ std::shared_ptr<StepGuidance> discrete_cfg(DenoiseFn uncond, double gamma);
 // Exact enumeration: for each position and each state v the classifier scores x_t with that one position set to v
 // (the other positions kept at x_t), D x V rows per example, refused above max_rows; Schiff et al.'s first-order
 // Taylor approximation for large D x V is not built. Exact for one position (D = 1); for D > 1 it is the paper's
-// per-position factorisation (exact as the steps shrink, when at most one position moves per step).
+// per-position factorisation (exact as the steps shrink, when at most one position moves per step). Rates:
+// R_u(x, y) (p(y_c | y, t) / p(y_c | x, t))^gamma for y one change away from x: at gamma = 1 with the exact classifier,
+// the conditional rates (Bayes: p_t(y | c) / p_t(x | c) = p_t(y) / p_t(x) p(c | y) / p(c | x)).
 std::shared_ptr<StepGuidance> discrete_cbg(DenoiseFn classifier, torch::Tensor y, double gamma, int64_t max_rows = 1 << 16);
 
 // The discrete ancestral chain with every step guided: x_s ~ guide(p(x_s | x_t)), from the prior to s = 0 (what

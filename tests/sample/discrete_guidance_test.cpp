@@ -4,6 +4,7 @@
 #include <torch/special.h>
 
 #include "core/categorical.h"
+#include "core/elbo.h"
 #include "core/registry.h"
 #include "sample/guidance.h"
 #include "sample/sampler.h"
@@ -163,12 +164,13 @@ TEST(DiscreteCfg, GuidedStepsChangeTheUnmaskingRate) {
   EXPECT_GT(std::abs(want - 0.5), 20 * sd);
 }
 
-TEST(DiscreteCfg, OnlyTheAncestralSamplerOnACategoricalProcessTakesIt) {
+TEST(DiscreteCfg, OnlyTheAncestralAndRateSamplersOnACategoricalProcessTakeIt) {
   auto p = make("absorbing");
   SamplerOptions so;
   so.guidance = discrete_cfg(law_denoiser(marginal_law()), 2.0);
-  EXPECT_THROW(check_sampler("tau-leaping", *p, so), std::invalid_argument);
-  EXPECT_NO_THROW(check_sampler("ancestral", *p, so));
+  EXPECT_THROW(check_sampler("tweedie", *p, so), std::invalid_argument);
+  EXPECT_THROW(check_sampler("mdlm-cached", *p, so), std::invalid_argument);
+  for (const char* name : {"ancestral", "tau-leaping", "euler"}) EXPECT_NO_THROW(check_sampler(name, *p, so)) << name;
   register_builtins();
   auto g = make_process({{"name", "gaussian-vp"}, {"steps", 0}});
   EXPECT_THROW(check_sampler("ancestral", *g, so), std::invalid_argument);
@@ -226,6 +228,43 @@ TEST(DiscreteCbg, RefusesMoreRowsThanItsLimit) {
   auto xt = torch::full({2, 2}, K, torch::kLong), t = torch::full({2}, 0.5, torch::kFloat64);
   auto probs = torch::full({2, 2, K + 1}, 0.25, torch::kFloat64);
   EXPECT_THROW(g->guide(*p, xt, t * 0.5, t, probs), std::invalid_argument);  // 2 positions x 4 states = 8 > 7
+}
+
+// ---- the CTMC counterpart (tau-leaping, euler): guided rates ----
+
+// Every state x_t [V, 1] at t = 0.4, with its reverse rates under the exact denoiser of `law` [V, 1, V].
+Tensor all_states(const Process& p) { return torch::arange(p.num_states(), torch::kLong).view({-1, 1}); }
+Tensor exact_rates(const Process& p, const Tensor& law, const Tensor& xt, const Tensor& t) {
+  auto& c = dynamic_cast<const CategoricalProcess&>(p);
+  return c.reverse_rates(xt, t, predict(p, law_denoiser(law), xt, t)).to(torch::kFloat64);
+}
+
+// D-CFG's rates are R_c^gamma R_u^(1-gamma) off the diagonal: gamma = 1 the conditional rates, 0 the unconditional
+// ones, 2.5 the formula (float64 rounding: 1e-12 relative).
+TEST(DiscreteCfg, GuidedRatesAreTheGeometricMixtureOfTheRates) {
+  for (const std::string name : {"absorbing", "uniform"}) {
+    auto p = make(name);
+    auto xt = all_states(*p), t = torch::full({xt.size(0)}, 0.4, torch::kFloat64);
+    auto rc = exact_rates(*p, class_law(0), xt, t), ru = exact_rates(*p, marginal_law(), xt, t);
+    for (const double gamma : {1.0, 0.0, 2.5}) {
+      auto want = torch::where((rc > 0).logical_and(ru > 0), torch::pow(rc, gamma) * torch::pow(ru, 1 - gamma), torch::zeros_like(rc));
+      auto got = discrete_cfg(law_denoiser(marginal_law()), gamma)->guide_rates(*p, xt, t, rc);
+      EXPECT_LE((got - want).abs().max().item<double>(), 1e-12 * want.abs().max().item<double>()) << name << " " << gamma;
+    }
+  }
+}
+
+// D-CBG's rates at gamma = 1 with the exact classifier are the conditional model's rates (Bayes, an identity the
+// library does not use: it only sees the unconditional rates and the classifier), to float64 rounding.
+TEST(DiscreteCbg, GuidedRatesAtGammaOneAreTheConditionalRates) {
+  for (const bool absorbing : {true, false}) {
+    auto p = make(absorbing ? "absorbing" : "uniform");
+    Dense d{absorbing};
+    auto xt = all_states(*p), t = torch::full({xt.size(0)}, 0.4, torch::kFloat64);
+    auto rc = exact_rates(*p, class_law(0), xt, t), ru = exact_rates(*p, marginal_law(), xt, t);
+    auto got = discrete_cbg(exact_classifier(d), torch::zeros({xt.size(0)}, torch::kLong), 1.0)->guide_rates(*p, xt, t, ru);
+    EXPECT_LE((got - rc).abs().max().item<double>(), 1e-9 * rc.abs().max().item<double>()) << absorbing;
+  }
 }
 
 }  // namespace discrete_guidance
