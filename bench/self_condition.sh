@@ -5,7 +5,7 @@
 # examples x 2 t; a self-conditioned model is scored with its two passes). CPU time per step from /usr/bin/time over
 # the training command (1 thread, start-up included). Writes bench/results/self_condition/results.jsonl.
 #
-#   bash bench/self_condition.sh [STEPS=400] [GSDIFF=build/bin/gsdiff]
+#   [CONFIGS="quickstart text8-gaussian"] bash bench/self_condition.sh [STEPS=400] [GSDIFF=build/bin/gsdiff]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 STEPS=${1:-400}
@@ -27,8 +27,8 @@ IMAGE="--set model.ch=16 --set model.ch_mult=[1,2] --set model.num_res_blocks=1 
   --set data.name=fashion-mnist --set data.root=/usr/share/datasets/fashion-mnist"
 TEXTSET="--set model.dim=64 --set model.depth=2 --set model.num_heads=4 --set model.cond_dim=32 --set model.dropout=0.0
   --set data.path=$TEXT --set data.seq_len=64 --set data.train_frac=0.9 --set data.valid_frac=0.95"
-for cfg in quickstart text8-gaussian; do
-  case $cfg in quickstart) SET=$IMAGE ;; *) SET=$TEXTSET ;; esac
+for cfg in ${CONFIGS:-quickstart text8-gaussian}; do
+  case $cfg in text8-*) SET=$TEXTSET ;; *) SET=$IMAGE ;; esac
   for sc in false true; do
     run=$WORK/$cfg-$sc
     rm -rf "$run"
@@ -54,7 +54,7 @@ done
 # The paired difference (on minus off) per config: the same test examples, the same eval seed.
 python3 - "$OUT/results.jsonl" "$STEPS" <<'PY' | tee -a "$OUT/paired.jsonl"
 import json, sys, math
-rows = [json.loads(l) for l in open(sys.argv[1]) if json.loads(l)["steps"] == int(sys.argv[2])]
+rows = [r for r in map(json.loads, open(sys.argv[1])) if r["steps"] == int(sys.argv[2]) and "per_example" in r]
 for cfg in sorted({r["config"] for r in rows}):
     off = [r for r in rows if r["config"] == cfg and not r["self_condition"]][-1]
     on = [r for r in rows if r["config"] == cfg and r["self_condition"]][-1]
