@@ -189,6 +189,11 @@ Tensor GaussianProcess::network_input(const Tensor& xt, const Tensor& t) const {
   return xt * torch::rsqrt(alpha * alpha + sigma * sigma);
 }
 
+Tensor GaussianProcess::state_from_network_input(const Tensor& in, const Tensor& t) const {
+  if (param_ != Param::Edm && schedule_->variance_preserving()) return in;
+  return in / network_input(torch::ones_like(in), t);  // network_input is x_t times a per-example scale
+}
+
 std::pair<Tensor, Tensor> GaussianProcess::dalpha_dsigma(const Tensor& t, const Tensor& like) const {
   auto v = at(t, like);
   return {v.dlog_alpha * v.alpha, v.dsigma2 / (2.0 * v.sigma)};  // alpha' = f alpha, sigma' = (sigma^2)' / (2 sigma)

@@ -83,6 +83,7 @@ class GaussianProcess : public Process {
   torch::Tensor network_time(const torch::Tensor& t) const override;
   std::vector<torch::Tensor> learnable_parameters() const override;
   void set_variance_target(const torch::Tensor& t, const torch::Tensor& loss) const override;
+  torch::Tensor state_from_network_input(const torch::Tensor& in, const torch::Tensor& t) const override;
   torch::Tensor read_output(const torch::Tensor& out, const torch::Tensor& xt, const torch::Tensor& t) const override;
 
   // Decoder p(x0 | x_t) around x0_hat with std sigma_t / alpha_t: discretized over 256 bins or a density.

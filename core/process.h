@@ -43,6 +43,8 @@ class Process {
   // ---- the parameterisation layer: network in and out ----
   // What the network sees for x_t (e.g. variance-normalised for VE); time is passed as t itself.
   virtual torch::Tensor network_input(const torch::Tensor& xt, const torch::Tensor& t) const { return xt; }
+  // Its inverse: x_t from what the network saw (self-conditioning reads the estimate of a call, core/self_condition.h).
+  virtual torch::Tensor state_from_network_input(const torch::Tensor& in, const torch::Tensor& t) const { return in; }
   // The time the network is given for t (t itself; a learned schedule gives its normalised noise level, as VDM
   // conditions its network on gamma(t)).
   virtual torch::Tensor network_time(const torch::Tensor& t) const { return t; }

@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include <functional>
+#include <stdexcept>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -26,6 +27,15 @@ struct DenoiserNetImpl : torch::nn::Module {
   // False for a network whose output does not depend on t (MDLM's time-independent denoiser for absorbing
   // processes): samplers that reuse predictions across times (mdlm-cached) are exact only then.
   virtual bool uses_time() const { return true; }
+  // Self-conditioning (Chen et al. 2022): a network built with self_condition = true also takes the previous
+  // x0 estimate: float [B, ...] shaped like x0_hat (continuous; [B, L, d] codes for gaussian-embed) or the
+  // probabilities p(x0 | x_t) [B, ..., K] (categorical output); undefined = zeros, which is what forward() feeds.
+  virtual bool self_conditioned() const { return false; }
+  virtual torch::Tensor forward_self_cond(torch::Tensor x, torch::Tensor t, torch::Tensor y, torch::Tensor estimate) {
+    if (estimate.defined())
+      throw std::invalid_argument("this model takes no self-conditioning estimate (model.self_condition = false)");
+    return forward(x, t, y);
+  }
 };
 TORCH_MODULE(DenoiserNet);
 

@@ -2,6 +2,7 @@
 #include <map>
 #include <mutex>
 
+#include "models/classifier.h"
 #include "models/denoiser.h"
 #include "models/json_reader.h"
 #include "models/transformer.h"
@@ -16,6 +17,8 @@ std::map<std::string, ModelFactory>& registry() {
       {"unet", [](const nlohmann::json& j) { return as_denoiser(UNet(unet_options_from_json(j))); }},
       {"transformer",
        [](const nlohmann::json& j) { return as_denoiser(Transformer(transformer_options_from_json(j))); }},
+      {"classifier",
+       [](const nlohmann::json& j) { return as_denoiser(Classifier(classifier_options_from_json(j))); }},
   };
   return r;
 }

@@ -37,6 +37,7 @@ TransformerOptions transformer_options_from_json(const nlohmann::json& j) {
   r.read("time_scale", o.time_scale());
   r.read("num_classes", o.num_classes());
   r.read("time_conditioning", o.time_conditioning());
+  r.read("self_condition", o.self_condition());
   r.finish();
   return o;
 }
@@ -57,6 +58,7 @@ nlohmann::json transformer_options_to_json(const TransformerOptions& o) {
           {"time_scale", o.time_scale()},
           {"num_classes", o.num_classes()}};
   if (!o.time_conditioning()) j["time_conditioning"] = false;  // only when set: older configs stay equal
+  if (o.self_condition()) j["self_condition"] = true;
   return j;
 }
 
@@ -133,9 +135,18 @@ void TransformerImpl::reset() {
   for (auto& b : blocks) zero_init(*b->ada);
   zero_init(*final_ada);
   zero_init(*head);
+  if (o.self_condition()) {  // after the draws above: the other weights are those of the model without it
+    const int64_t e = o.input_dim() > 0 ? o.input_dim() : o.out_dim();
+    sc_proj = register_module("sc_proj", torch::nn::Linear(torch::nn::LinearOptions(e, o.dim()).bias(false)));
+    zero_init(*sc_proj);  // starts as the model without self-conditioning
+  }
 }
 
 torch::Tensor TransformerImpl::forward(torch::Tensor x, torch::Tensor t, torch::Tensor y) {
+  return forward_self_cond(x, t, y, {});
+}
+
+torch::Tensor TransformerImpl::forward_self_cond(torch::Tensor x, torch::Tensor t, torch::Tensor y, torch::Tensor est) {
   const auto& o = options;
   const bool tokens = o.input_dim() == 0;
   if (tokens && (x.dim() != 2 || x.scalar_type() != torch::kLong))
@@ -149,6 +160,14 @@ torch::Tensor TransformerImpl::forward(torch::Tensor x, torch::Tensor t, torch::
                                 std::to_string(o.max_len()));
 
   auto h = tokens ? tok_embed(x) : in_proj(x);                                        // [B, L, D]
+  if (est.defined()) {  // zeros (undefined) add nothing: skipped
+    if (!sc_proj) throw std::invalid_argument("Transformer: a self-conditioning estimate needs self_condition = true");
+    const int64_t e = tokens ? o.out_dim() : o.input_dim();
+    if (est.dim() != 3 || est.size(0) != x.size(0) || est.size(1) != x.size(1) || est.size(2) != e)
+      throw std::invalid_argument("Transformer: self-conditioning estimate must be [B, L, " + std::to_string(e) +
+                                  "], got " + std::string(c10::str(est.sizes())));
+    h = h + sc_proj(est.to(h.scalar_type()));  // + [B, L, D]
+  }
   auto pos = positions_like(tokens ? x.select(0, 0) : x.select(0, 0).select(-1, 0));  // [L] = 0..L-1
   torch::Tensor cos, sin;
   if (pos_embed)

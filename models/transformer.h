@@ -32,6 +32,10 @@ struct TransformerOptions {
   // false: the network ignores t (its conditioning sees t = 0 always). For absorbing processes p(x0 | x_t)
   // does not depend on t (Sahoo et al. 2024, MDLM), and only such a model makes mdlm-cached exact.
   TORCH_ARG(bool, time_conditioning) = true;
+  // Self-conditioning (Chen et al. 2022): the previous x0 estimate [B, L, e] (e = input_dim for vector input,
+  // out_dim probabilities for tokens) enters through sc_proj, a bias-free Linear(e, dim) added to the input
+  // embedding (for vector input the same as concatenating it to x before in_proj). Zero-initialised.
+  TORCH_ARG(bool, self_condition) = false;
 };
 
 TransformerOptions transformer_options_from_json(const nlohmann::json& j);
@@ -57,12 +61,15 @@ struct TransformerImpl : DenoiserNetImpl {
   torch::Tensor forward(torch::Tensor x, torch::Tensor t, torch::Tensor y = {}) override;
   int64_t num_classes() const override { return options.num_classes(); }
   bool uses_time() const override { return options.time_conditioning(); }
+  bool self_conditioned() const override { return options.self_condition(); }
+  // estimate [B, L, e] or undefined (zeros) -> [B, L, out_dim]
+  torch::Tensor forward_self_cond(torch::Tensor x, torch::Tensor t, torch::Tensor y, torch::Tensor estimate) override;
   nlohmann::json config() const override;
   void reset();
 
   TransformerOptions options;
   torch::nn::Embedding tok_embed{nullptr}, pos_embed{nullptr}, class_embed{nullptr};
-  torch::nn::Linear in_proj{nullptr}, t1{nullptr}, t2{nullptr}, final_ada{nullptr}, head{nullptr};
+  torch::nn::Linear in_proj{nullptr}, sc_proj{nullptr}, t1{nullptr}, t2{nullptr}, final_ada{nullptr}, head{nullptr};
   SinusoidalEmbedding time_embed{nullptr};
   RotaryEmbedding rotary{nullptr};
   std::vector<DiTBlock> blocks;

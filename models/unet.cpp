@@ -31,12 +31,13 @@ UNetOptions unet_options_from_json(const nlohmann::json& j) {
   r.read("out_channels", o.out_channels());
   r.read("output_states", o.output_states());
   r.read("learned_variance", o.learned_variance());
+  r.read("self_condition", o.self_condition());
   r.finish();
   return o;
 }
 
 nlohmann::json unet_options_to_json(const UNetOptions& o) {
-  return {{"type", "unet"},
+  nlohmann::json j = {{"type", "unet"},
           {"in_channels", o.in_channels()},
           {"input_states", o.input_states()},
           {"input_emb_dim", o.input_emb_dim()},
@@ -54,6 +55,8 @@ nlohmann::json unet_options_to_json(const UNetOptions& o) {
           {"out_channels", o.out_channels()},
           {"output_states", o.output_states()},
           {"learned_variance", o.learned_variance()}};
+  if (o.self_condition()) j["self_condition"] = true;  // only when set: older configs stay equal
+  return j;
 }
 
 UNetImpl::UNetImpl(const UNetOptions& options_) : options(options_) { reset(); }
@@ -70,6 +73,8 @@ void UNetImpl::reset() {
   if (o.output_states() > 0 && o.learned_variance())
     fail("learned_variance needs a continuous head (output_states = 0)");
   if (o.dropout() < 0 || o.dropout() >= 1) fail("dropout must be in [0, 1)");
+  if (o.self_condition() && o.input_states() > 0 && o.output_states() == 0)
+    fail("self_condition with categorical input needs output_states > 0 (the estimate is p(x0 | x_t) over them)");
   const int64_t C = o.in_channels(), ch = o.ch(), temb_ch = 4 * ch, levels = o.ch_mult().size();
   const int64_t c_out = o.out_channels() > 0 ? o.out_channels() : C;
 
@@ -147,9 +152,21 @@ void UNetImpl::reset() {
     if (a) zero_init(*a->proj);
   zero_init(*mid_attn->proj);
   zero_init(*conv_out);
+  // Self-conditioning's input, after every draw above (the other weights are those of the model without it),
+  // zero: the model starts as the one without self-conditioning.
+  if (o.self_condition() && o.input_states() > 0)
+    sc_embed = register_module("sc_embed", torch::nn::Linear(torch::nn::LinearOptions(o.output_states(), o.input_emb_dim()).bias(false)));
+  else if (o.self_condition())
+    sc_conv = register_module("sc_conv", torch::nn::Conv2d(torch::nn::Conv2dOptions(C, ch, 3).padding(1).bias(false)));
+  if (sc_embed) zero_init(*sc_embed);
+  if (sc_conv) zero_init(*sc_conv);
 }
 
 torch::Tensor UNetImpl::forward(torch::Tensor x, torch::Tensor t, torch::Tensor y) {
+  return forward_self_cond(x, t, y, {});
+}
+
+torch::Tensor UNetImpl::forward_self_cond(torch::Tensor x, torch::Tensor t, torch::Tensor y, torch::Tensor est) {
   const auto& o = options;
   const int64_t levels = o.ch_mult().size(), C = o.in_channels();
   // Shape checks only throw; they never change the computation (safe under tracing).
@@ -166,6 +183,14 @@ torch::Tensor UNetImpl::forward(torch::Tensor x, torch::Tensor t, torch::Tensor 
     throw std::invalid_argument("UNet: categorical input (input_states > 0) must be int64 class indices");
   if (!cat_in && !x.is_floating_point())
     throw std::invalid_argument("UNet: continuous input (input_states = 0) must be floating point");
+  if (est.defined()) {  // zeros (undefined) add nothing: skipped
+    if (!o.self_condition()) throw std::invalid_argument("UNet: a self-conditioning estimate needs self_condition = true");
+    auto want = x.sizes().vec();
+    if (cat_in) want.push_back(o.output_states());
+    if (est.sizes().vec() != want)
+      throw std::invalid_argument("UNet: self-conditioning estimate must be " + std::string(c10::str(at::IntArrayRef(want))) +
+                                  ", got " + std::string(c10::str(est.sizes())));
+  }
 
   auto temb = temb2(F::silu(temb1(time_embed(t))));  // [B, 4ch]
   if (o.num_classes() > 0) {
@@ -198,10 +223,12 @@ torch::Tensor UNetImpl::forward(torch::Tensor x, torch::Tensor t, torch::Tensor 
   torch::Tensor h;
   if (cat_in) {
     auto e = input_embed(x + channel_offset);      // [B, C, H, W, E]
+    if (est.defined()) e = e + sc_embed(est.to(e.scalar_type()));  // + [B, C, H, W, E]
     h = e.permute({0, 1, 4, 2, 3}).flatten(1, 2);  // [B, C*E, H, W]
     h = conv_in(h);
   } else {
     h = conv_in(x);  // [B, ch, H, W]
+    if (est.defined()) h = h + sc_conv(est.to(h.scalar_type()));
   }
   std::vector<torch::Tensor> hs{h};
   size_t i = 0;

@@ -38,6 +38,11 @@ struct UNetOptions {
   TORCH_ARG(int64_t, out_channels) = 0;  // 0 = in_channels
   TORCH_ARG(int64_t, output_states) = 0;
   TORCH_ARG(bool, learned_variance) = false;  // iDDPM: 2*C output channels
+  // Self-conditioning (Chen et al. 2022): the previous x0 estimate as an extra input, zero-initialised.
+  // Continuous input: x0_hat [B,C,H,W] through sc_conv, a bias-free 3x3 conv to ch added to conv_in's output (the
+  // same as concatenating it to x as C more channels); categorical input: probabilities [B,C,H,W,K] (K =
+  // output_states) through sc_embed, a bias-free Linear(K, input_emb_dim) added to each channel's embedding.
+  TORCH_ARG(bool, self_condition) = false;
 };
 
 UNetOptions unet_options_from_json(const nlohmann::json& j);
@@ -49,6 +54,9 @@ struct UNetImpl : DenoiserNetImpl {
   explicit UNetImpl(const UNetOptions& options_ = UNetOptions());
   torch::Tensor forward(torch::Tensor x, torch::Tensor t, torch::Tensor y = {}) override;
   int64_t num_classes() const override { return options.num_classes(); }
+  bool self_conditioned() const override { return options.self_condition(); }
+  // estimate [B,C,H,W] (continuous) / [B,C,H,W,K] (categorical) or undefined (zeros)
+  torch::Tensor forward_self_cond(torch::Tensor x, torch::Tensor t, torch::Tensor y, torch::Tensor estimate) override;
   nlohmann::json config() const override;
   void reset();
 
@@ -56,7 +64,8 @@ struct UNetImpl : DenoiserNetImpl {
   SinusoidalEmbedding time_embed{nullptr};
   torch::nn::Linear temb1{nullptr}, temb2{nullptr};
   torch::nn::Embedding class_embed{nullptr}, input_embed{nullptr};
-  torch::nn::Conv2d conv_in{nullptr}, conv_out{nullptr};
+  torch::nn::Conv2d conv_in{nullptr}, conv_out{nullptr}, sc_conv{nullptr};
+  torch::nn::Linear sc_embed{nullptr};
   std::vector<ResBlock> down_res, up_res;
   std::vector<AttnBlock> down_attn, up_attn;  // nullptr entries where no attention
   std::vector<Downsample> downsample;         // one per level except the last

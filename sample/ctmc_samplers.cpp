@@ -38,15 +38,20 @@ Tensor run_chain(const CategoricalProcess& c, const std::vector<double>& grid, a
   auto one = [&](const Tensor& xt, int64_t k) {
     auto t = torch::full({B}, grid[k], tdev), s = torch::full({B}, grid[k + 1], tdev);
     auto pred = pred_fn(xt, t);  // log p(x0 | x_t) [B, ..., K]
-    return grid[k + 1] <= 0.0 ? c.sample_reverse(xt, s, t, pred, gen) : step(xt, s, t, pred);
+    if (grid[k + 1] > 0.0) return step(xt, s, t, pred);
+    if (!o.guidance) return c.sample_reverse(xt, s, t, pred, gen);
+    return sample_categorical(o.guidance->guide(c, xt, s, t, c.reverse_probs(xt, s, t, pred)), gen);  // guided last step
   };
   return run_reverse_steps(x, grid, one, hook, gen, progress);
 }
 
 // R_hat_theta(x_t, .) [B, ..., V] in float64, evaluated at min(t, 1 - 1e-6): common schedules have
 // alpha_1 = 0, where beta(1) = inf and the process's product beta * ratio reads inf * 0.
-Tensor rates_at(const CategoricalProcess& c, const Tensor& x, const Tensor& t, const Tensor& lp) {
-  return c.reverse_rates(x, t.clamp_max(1.0 - 1e-6), lp).to(torch::kFloat64);
+// With SamplerOptions::guidance, the guided rates (sample/step_guidance.h guide_rates).
+Tensor rates_at(const CategoricalProcess& c, const Tensor& x, const Tensor& t, const Tensor& lp, const SamplerOptions& o) {
+  auto tc = t.clamp_max(1.0 - 1e-6);
+  auto r = c.reverse_rates(x, tc, lp).to(torch::kFloat64);
+  return o.guidance ? o.guidance->guide_rates(c, x, tc, r).to(torch::kFloat64) : r;
 }
 
 }  // namespace
@@ -61,7 +66,7 @@ Tensor sample_tau_leaping(const Process& p, const DenoiseFn& f, const std::vecto
   auto pred = [&](const Tensor& x, const Tensor& t) { return predict(c, fn, x, t); };
   return run_chain(c, grid, shape, gen, progress, o, hook, pred, [&](const Tensor& x, const Tensor& s, const Tensor& t, const Tensor& lp) {
     auto h = per_example(t - s, x, 1);
-    auto rates = rates_at(c, x, t, lp) * h;                // expected jumps x -> y in [s, t]  [B, ..., V]
+    auto rates = rates_at(c, x, t, lp, o) * h;                // expected jumps x -> y in [s, t]  [B, ..., V]
     auto counts = at::poisson(rates.clamp_min(0.0), gen);  // Poisson jump counts per destination
     auto n = counts.sum(-1);                               // [B, ...]
     if (ordinal) {  // ordinal states: add the displacements (Campbell et al. 2022, Sec. 4.1), clamp to [0, V)
@@ -85,7 +90,7 @@ Tensor sample_ctmc_euler(const Process& p, const DenoiseFn& f, const std::vector
   auto pred = [&](const Tensor& x, const Tensor& t) { return predict(c, fn, x, t); };
   return run_chain(c, grid, shape, gen, progress, o, hook, pred, [&](const Tensor& x, const Tensor& s, const Tensor& t, const Tensor& lp) {
     auto h = per_example(t - s, x, 1);
-    auto jump = (rates_at(c, x, t, lp) * h).clamp_min(0.0);  // P(x -> y) ~ R_hat(x, y) h
+    auto jump = (rates_at(c, x, t, lp, o) * h).clamp_min(0.0);  // P(x -> y) ~ R_hat(x, y) h
     auto out = jump.sum(-1, true);
     jump = jump / out.clamp_min(1.0);  // when the step would leave with probability > 1, leave surely
     auto stay = (1.0 - jump.sum(-1, true)).clamp_min(0.0);

@@ -24,6 +24,11 @@ nlohmann::json export_meta(const nlohmann::json& process_json, const nlohmann::j
 void export_model(DenoiserNet model, const nlohmann::json& meta, const torch::Tensor& x_example,
                   const torch::Tensor& t_example, const std::string& path) {
   if (!meta.contains("process")) throw std::invalid_argument("export_model: meta needs a \"process\" entry");
+  if (model->self_conditioned())  // the trace has no input for the estimate: an export would silently feed zeros
+    throw std::invalid_argument(
+        "export: a self-conditioned model (model.self_condition = true) cannot be exported yet: the traced "
+        "forward(x_t, t) has no input for the previous x0 estimate, and a sampler running from the export alone would "
+        "feed zeros, which the model saw in only half of its training steps; sample from the checkpoint instead");
   auto module = trace_model(model, x_example, t_example.to(torch::kFloat32));
   torch::jit::ExtraFilesMap extra{{kExportMetaFile, meta.dump(2)}};
   module.save(path, extra);

@@ -28,9 +28,21 @@ DenoiseFn model_denoise_fn(DenoiserNet model, Tensor y) {
   };
 }
 
-DenoiseFn guided_model_fn(DenoiserNet model, Tensor y, double w, Space space) {
+SelfCondFn model_self_cond_fn(DenoiserNet model, Tensor y) {
+  return [model, y](const Tensor& x, const Tensor& t, const Tensor& est) mutable {
+    if (y.defined() && y.size(0) != x.size(0)) throw std::invalid_argument("model_self_cond_fn: labels and batch differ in size");
+    return model->forward_self_cond(x, t.to(torch::kFloat32), y.defined() ? y.to(x.device()) : y, est);
+  };
+}
+
+DenoiseFn sampling_denoise_fn(const Process& p, DenoiserNet model, Tensor y) {
+  if (!model->self_conditioned()) return model_denoise_fn(model, y);
+  return self_condition_feedback(p, model_self_cond_fn(model, y));
+}
+
+DenoiseFn guided_model_fn(DenoiserNet model, Tensor y, double w, const Process& p) {
   auto null = torch::full_like(y, model->num_classes());
-  return classifier_free_guidance(model_denoise_fn(model, y), model_denoise_fn(model, null), w, space);
+  return classifier_free_guidance(sampling_denoise_fn(p, model, y), sampling_denoise_fn(p, model, null), w, p.space());
 }
 
 DenoiseFn switch_experts(DenoiseFn high, DenoiseFn low, double tau) {

@@ -5,6 +5,7 @@
 
 #include "core/elbo.h"
 #include "core/process.h"
+#include "core/self_condition.h"
 #include "models/denoiser.h"
 
 namespace gsdiff {
@@ -21,8 +22,14 @@ DenoiseFn classifier_free_guidance(DenoiseFn cond, DenoiseFn uncond, double w, S
 
 // The network with class labels y [B] bound in (undefined y = the null class, i.e. unconditional).
 DenoiseFn model_denoise_fn(DenoiserNet model, torch::Tensor y = {});
-// cfg over one class-conditional model: cond with labels y, uncond with the null class num_classes().
-DenoiseFn guided_model_fn(DenoiserNet model, torch::Tensor y, double w, Space space);
+// The self-conditioned network (x_t, t, estimate) with labels y bound in (undefined y = the null class).
+SelfCondFn model_self_cond_fn(DenoiserNet model, torch::Tensor y = {});
+// The network as one chain's DenoiseFn: model_denoise_fn, or for a self-conditioned model (model.self_condition)
+// self_condition_feedback, which feeds each call the previous call's x0 estimate (build one per chain).
+DenoiseFn sampling_denoise_fn(const Process& p, DenoiserNet model, torch::Tensor y = {});
+// cfg over one class-conditional model: cond with labels y, uncond with the null class num_classes() (each with its
+// own feedback when self-conditioned).
+DenoiseFn guided_model_fn(DenoiserNet model, torch::Tensor y, double w, const Process& p);
 
 // Expert switching across noise levels (arXiv:2511.19434): examples with t > tau go to `high` (the
 // high-noise expert), the rest to `low`. One call when the batch shares a side, else one per expert on

@@ -71,6 +71,16 @@ const std::map<std::string, Entry>& table() {
   return t;
 }
 
+// The sampler's own refusal, then step guidance's: only the ancestral sampler on a categorical process applies it.
+std::string refusal(const std::string& name, const Entry& e, const Process& p, const SamplerOptions& o) {
+  auto why = e.refuses(p, o);
+  const bool guides = name == "ancestral" || name == "tau-leaping" || name == "euler";
+  if (why.empty() && o.guidance && (!guides || !cat(p)))
+    why = "guidance of the reverse step (" + o.guidance->name() + ") runs with the ancestral, tau-leaping or euler "
+          "sampler on a categorical process";
+  return why;
+}
+
 std::string joined(const std::vector<std::string>& v) {
   std::string s;
   for (const auto& n : v) s += (s.empty() ? "" : ", ") + n;
@@ -97,7 +107,7 @@ std::vector<std::string> sampler_names(Space space) {
 std::vector<std::string> compatible_samplers(const Process& p, const SamplerOptions& opts) {
   std::vector<std::string> n;
   for (const auto& [k, v] : table())
-    if (v.refuses(p, opts).empty()) n.push_back(k);
+    if (refusal(k, v, p, opts).empty()) n.push_back(k);
   return n;
 }
 
@@ -105,7 +115,7 @@ void check_sampler(const std::string& name, const Process& p, const SamplerOptio
   auto it = table().find(name);
   if (it == table().end())
     throw std::invalid_argument("unknown sampler '" + name + "'; known samplers: " + joined(sampler_names()));
-  auto why = it->second.refuses(p, opts);
+  auto why = refusal(it->first, it->second, p, opts);
   if (!why.empty())
     throw std::invalid_argument("sampler '" + name + "' does not apply to the " + p.name() + " process: " + why +
                                 "; samplers for it: " + joined(compatible_samplers(p, opts)));
@@ -170,6 +180,10 @@ torch::Tensor sample_ancestral_any(const Process& p, const DenoiseFn& f, const s
                                    at::IntArrayRef shape, torch::Generator& gen, const Progress& progress,
                                    const SamplerOptions& o, const StepHook& hook) {
   const auto mo = masked_options("ancestral", o.method);
+  if (o.guidance) {
+    if (!mo.plain()) throw std::invalid_argument("sampler 'ancestral': discrete guidance does not combine with remask / unmask");
+    return sample_guided_ancestral(p, counted(f, o.stats), *o.guidance, grid, shape, gen, progress, o.device, hook);
+  }
   if (!mo.plain()) {  // remasking / confidence order: the absorbing chain of sample/masked_step.h
     auto* a = dynamic_cast<const AbsorbingProcess*>(&p);
     if (!a)

@@ -9,6 +9,7 @@
 #include "core/elbo.h"
 #include "core/process.h"
 #include "sample/method_options.h"
+#include "sample/step_guidance.h"
 #include "sample/step_hook.h"
 
 namespace gsdiff {
@@ -30,6 +31,10 @@ struct SamplerOptions {
   torch::Device device = torch::kCPU;
   torch::ScalarType dtype = torch::kFloat32;  // state dtype of continuous samplers
   SamplerStats* stats = nullptr;              // optional call counter
+  // Guidance of each discrete reverse step (sample/step_guidance.h: D-CFG, D-CBG; Schiff et al. 2025); null = none.
+  // The ancestral sampler (transitions) and tau-leaping / euler (rates) on a categorical process apply it; check_sampler
+  // refuses it elsewhere.
+  std::shared_ptr<const StepGuidance> guidance;
 };
 
 // The shared signature: grid is strictly descending (grid.front() = 1, grid.back() = 0 or t_min); one

@@ -13,6 +13,7 @@
 #include "sample/guidance.h"
 #include "tools/eval_extra.h"
 #include "tools/finite_json.h"
+#include "models/classifier.h"
 #include "train/trainer.h"
 
 namespace gsdiff::cli {
@@ -88,17 +89,21 @@ int cmd_eval(int argc, char** argv) {
   if (args.count("batch-size")) e.batch_size(args["batch-size"].as<int64_t>());
   if (args.count("seed")) e.seed(args["seed"].as<uint64_t>());
   auto r = restore_for_inference(args["checkpoint"].as<std::string>(), e.ema(), device);
+  if (as_classifier(r.model))
+    throw std::invalid_argument("--checkpoint: a classifier (model.type classifier) has no likelihood bound to evaluate; "
+                                "use it with gsdiff sample --classifier");
   auto dcfg = eval_data_config(r.config);
   if (args.count("split")) dcfg["split"] = args["split"].as<std::string>();
   auto ds = data::make_dataset(dcfg);
   BoundResult bound;
   if (args.count("ode") || args.count("low-noise-checkpoint")) {  // issue #7: any DenoiseFn, ODE likelihood
-    DenoiseFn f = denoise_fn(r.model);
+    DenoiseFn f = bound_denoise_fn(*r.process, r.model);
     if (args.count("low-noise-checkpoint")) {
       auto low = restore_for_inference(args["low-noise-checkpoint"].as<std::string>(), e.ema(), device);
       if (low.process->options_json() != r.process->options_json())
         throw std::invalid_argument("--low-noise-checkpoint: the two experts must share one process");
-      f = switch_experts(denoise_fn(r.model), denoise_fn(low.model), args["switch"].as<double>());
+      f = switch_experts(bound_denoise_fn(*r.process, r.model), bound_denoise_fn(*low.process, low.model),
+                         args["switch"].as<double>());
     }
     r.model->eval();
     if (args.count("ode")) {

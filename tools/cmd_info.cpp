@@ -2,9 +2,13 @@
 #include <cxxopts.hpp>
 
 #include <iostream>
+#include <map>
 
 #include "core/registry.h"
 #include "models/denoiser.h"
+#include "models/classifier.h"
+#include "models/transformer.h"
+#include "models/unet.h"
 #include "tools/cli_args.h"
 #include "tools/commands.h"
 #include "tools/flags.h"
@@ -47,8 +51,18 @@ int cmd_info(int argc, char** argv) {
     const auto& e = reg.entry(n);
     std::cout << "  " << n << ": " << e.description << "\n    defaults: " << e.defaults.dump() << "\n";
   }
+  // The built-ins' defaults, with the options that their config() writes only when set.
+  auto unet = unet_options_to_json(UNetOptions()), transformer = transformer_options_to_json(TransformerOptions());
+  unet["self_condition"] = transformer["self_condition"] = false;  // Chen et al. 2022: feed back the x0 estimate
+  transformer["time_conditioning"] = true;
+  const ClassifierOptions c;  // D-CBG's noisy-input classifier (Schiff et al. 2025); trains with objective classifier
+  const nlohmann::json classifier = {{"type", "classifier"}, {"classes", c.classes()}, {"features", c.features()}, {"trunk", c.trunk()}};
+  const std::map<std::string, nlohmann::json> defaults = {{"unet", unet}, {"transformer", transformer}, {"classifier", classifier}};
   std::cout << "models:\n";
-  for (const auto& n : model_names()) std::cout << "  " << n << "\n";
+  for (const auto& n : model_names()) {
+    std::cout << "  " << n << "\n";
+    if (defaults.count(n)) std::cout << "    defaults: " << defaults.at(n).dump() << "\n";
+  }
   return 0;
 }
 

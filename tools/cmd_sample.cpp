@@ -12,7 +12,9 @@
 #include "tools/input_files.h"
 #include "tools/sampling_flags.h"
 #include "tools/sample_util.h"
+#include "models/classifier.h"
 #include "sample/guidance.h"
+#include "sample/step_guidance.h"
 #include "tools/sample_export.h"
 #include "data/factory.h"
 #include "train/trainer.h"
@@ -70,25 +72,53 @@ StepHook condition_hook(const cxxopts::ParseResult& args, const Process& p, cons
   return constraint_hook(p, *c, ConstraintOptions().resample(args["resample"].as<int64_t>()));
 }
 
+// The labels of --class for num samples: every sample c, or c = -1 cycling 0..C-1; range-checked.
+torch::Tensor class_labels(int64_t c, int64_t C, int64_t num, const torch::Device& device) {
+  if (c < -1 || c >= C)
+    throw std::invalid_argument("--class: expected -1 or 0.." + std::to_string(C - 1) + ", got " + std::to_string(c));
+  return (c >= 0 ? torch::full({num}, c, torch::kLong) : torch::arange(num, torch::kLong) % C).to(device);  // [N]
+}
+
+// --classifier CKPT --class C [--guidance GAMMA]: D-CBG (Schiff et al. 2025) with a classifier trained by `gsdiff
+// train` (objective classifier) on the same process; gamma defaults to 1 (the conditional law).
+std::shared_ptr<const StepGuidance> classifier_guidance(const cxxopts::ParseResult& args, const Restored& r,
+                                                        const SampleRequest& req) {
+  if (!args.count("class")) throw std::invalid_argument("--classifier needs --class (the class to guide towards)");
+  auto c = restore_for_inference(args["classifier"].as<std::string>(), !args.count("no-ema"), req.device);
+  auto* clf = as_classifier(c.model);
+  if (!clf) throw std::invalid_argument("--classifier: the checkpoint's model is not a classifier (model.type classifier)");
+  if (c.process->options_json() != r.process->options_json() || c.process->name() != r.process->name())
+    throw std::invalid_argument("--classifier: the classifier was trained on another process than the model's");
+  auto y = class_labels(args["class"].as<int64_t>(), clf->classes(), req.num, req.device);
+  const double gamma = args.count("guidance") ? args["guidance"].as<double>() : 1.0;
+  return discrete_cbg(model_denoise_fn(c.model), y, gamma);
+}
+
 // `gsdiff sample --checkpoint` through a DenoiseFn: guidance, expert switching, conditioning, any sampler and grid.
 void sample_checkpoint_with_fn(const cxxopts::ParseResult& args, Restored& r, const SampleRequest& req) {
-  const bool conditional = args.count("class") > 0;
-  const double w = args["guidance"].as<double>();
-  DenoiseFn f = denoise_fn(r.model);
-  if (conditional) {
-    const int64_t c = args["class"].as<int64_t>(), C = r.model->num_classes();
-    if (c < -1 || c >= C)
-      throw std::invalid_argument("--class: expected -1 or 0.." + std::to_string(C - 1) + ", got " + std::to_string(c));
-    auto y = c >= 0 ? torch::full({req.num}, c, torch::kLong) : torch::arange(req.num, torch::kLong) % C;  // [N]
-    f = guided_model_fn(r.model, y.to(req.device), w, r.process->space());
+  const bool conditional = args.count("class") > 0, discrete = r.process->space() == Space::Discrete;
+  DenoiseFn f = sampling_denoise_fn(*r.process, r.model);
+  SamplerOptions so = sampler_options(args);
+  if (args.count("classifier")) {
+    so.guidance = classifier_guidance(args, r, req);
+  } else if (conditional) {
+    const int64_t C = r.model->num_classes();
+    auto y = class_labels(args["class"].as<int64_t>(), C, req.num, req.device);
+    if (!discrete) {  // CFG on the network output with weight w (Ho & Salimans 2022)
+      f = guided_model_fn(r.model, y, args.count("guidance") ? args["guidance"].as<double>() : 0.0, *r.process);
+    } else {  // D-CFG on the reverse step with gamma (Schiff et al. 2025); no --guidance: the conditional model
+      f = sampling_denoise_fn(*r.process, r.model, y);
+      if (args.count("guidance"))
+        so.guidance = discrete_cfg(sampling_denoise_fn(*r.process, r.model, torch::full_like(y, C)), args["guidance"].as<double>());
+    }
   }
   if (args.count("low-noise-checkpoint")) {
     auto low = restore_for_inference(args["low-noise-checkpoint"].as<std::string>(), !args.count("no-ema"), req.device);
     if (low.process->options_json() != r.process->options_json())
       throw std::invalid_argument("--low-noise-checkpoint: the two experts must share one process");
-    f = switch_experts(denoise_fn(r.model), denoise_fn(low.model), args["switch"].as<double>());
+    f = switch_experts(sampling_denoise_fn(*r.process, r.model), sampling_denoise_fn(*r.process, low.model),
+                       args["switch"].as<double>());
   }
-  SamplerOptions so = sampler_options(args);
   so.denoiser_uses_t = r.model->uses_time() || args.count("low-noise-checkpoint") > 0;  // experts switch on t
   so.device = req.device;
   auto ds = data::make_dataset(eval_data_config(r.config));
@@ -108,6 +138,9 @@ int cmd_sample(int argc, char** argv) {
       cxxopts::value<std::string>()->default_value("ancestral"))(
       "model", "sample from a TorchScript export (gsdiff export) instead of a checkpoint", cxxopts::value<std::string>())(
       "low-noise-checkpoint", "expert switching: this checkpoint serves t <= --switch", cxxopts::value<std::string>())(
+      "classifier", "discrete models: classifier-based guidance D-CBG (Schiff et al. 2025) towards --class with this "
+      "classifier checkpoint (gsdiff train with model.type classifier, objective.name classifier, same process); "
+      "--guidance is its gamma, p(y | x_s)^gamma p(x_s | x_t) per position (default 1)", cxxopts::value<std::string>())(
       "ordinal", "tau-leaping on ordered states (blackout): add the fired jumps' displacements (many births per step)")(
       "no-ema", "use the raw weights instead of the EMA")(
       "out", "output file (.png for images, .txt for text)", cxxopts::value<std::string>())(
@@ -148,8 +181,10 @@ int cmd_sample(int argc, char** argv) {
       {"corrector-steps", "pc: Langevin steps per step", NumFlag::Int64, 0, 1e6, false, false, "no corrector", "1"},
       {"class", "class-conditional models: the class of every sample, or -1 to cycle 0..C-1 over the samples",
        NumFlag::Int64, -1, 1e9},
-      {"guidance", "classifier-free guidance weight w: (1 + w) cond - w uncond (Ho & Salimans 2022); needs --class",
-       NumFlag::Real, -1e6, 1e6, false, false, "no guidance", "0"},
+      {"guidance", "classifier-free guidance, needs --class. Continuous models: the weight w, (1 + w) cond - w uncond "
+       "(Ho & Salimans 2022; 0 = the conditional model). Discrete models: D-CFG's gamma (Schiff et al. 2025), each reverse "
+       "step p(x_s | x_t, y)^gamma p(x_s | x_t)^(1 - gamma) per position (1 = the conditional model, 0 = the "
+       "unconditional one; gamma = 1 + w). Without it: the conditional model", NumFlag::Real, -1e6, 1e6},
       {"resample", "conditioning: RePaint rounds per step (Lugmayr et al. 2022): re-noise x_s to x_t and redo the step",
        NumFlag::Int64, 0, 1e6, false, false, "the replacement method alone", "0"},
       {"threads", "intra-op threads", NumFlag::Int, 0, 1 << 16, false, false, "$GSDIFF_THREADS when set, else all cores", "0"}};
@@ -160,7 +195,7 @@ int cmd_sample(int argc, char** argv) {
     std::cout << o.help() << "\n";
     return 0;
   }
-  check_input_files(args, {"checkpoint", "model", "low-noise-checkpoint", "plugin", "inpaint", "known"});
+  check_input_files(args, {"checkpoint", "model", "low-noise-checkpoint", "classifier", "plugin", "inpaint", "known"});
   if (const auto g = args["grid"].as<std::string>(); g != "uniform" && g != "quadratic" && g != "karras")
     throw UsageError("--grid: expected uniform, quadratic or karras, got '" + g + "'");
   const bool condition = has_condition_flags(args);
@@ -199,14 +234,16 @@ int cmd_sample(int argc, char** argv) {
   req.progress = true;
   req.print_stats = true;
   const bool conditional = args.count("class") > 0;
-  const double w = args["guidance"].as<double>();
-  if ((conditional || w != 0) && r.model->num_classes() == 0)
+  const bool guided = args.count("guidance") > 0, classifier = args.count("classifier") > 0;
+  if (classifier && r.process->space() != Space::Discrete)
+    throw std::invalid_argument("--classifier: classifier-based guidance here is D-CBG, for discrete processes");
+  if ((conditional || guided) && !classifier && r.model->num_classes() == 0)
     throw std::invalid_argument("--class / --guidance: the checkpoint's model is not class-conditional (model.num_classes = 0)");
-  if (w != 0 && !conditional) throw std::invalid_argument("--guidance needs --class (the class to guide towards)");
+  if (guided && !conditional) throw std::invalid_argument("--guidance needs --class (the class to guide towards)");
   if (conditional && args.count("low-noise-checkpoint"))
     throw std::invalid_argument("--class with --low-noise-checkpoint is not supported: guide one model at a time");
-  if (args["sampler"].as<std::string>() != "ancestral" || args.count("low-noise-checkpoint") || conditional ||
-      condition || has_sampling_flags(args) || args["grid"].as<std::string>() != "uniform") {  // issue #7, #15
+  if (args["sampler"].as<std::string>() != "ancestral" || args.count("low-noise-checkpoint") || conditional || classifier ||
+      condition || has_sampling_flags(args) || args["grid"].as<std::string>() != "uniform") {  // issue #7, #15, #16
     sample_checkpoint_with_fn(args, r, req);
     std::cerr << "wrote " << args["out"].as<std::string>() << " (" << req.num << " samples, " << args["sampler"].as<std::string>() << ")\n";
     return 0;

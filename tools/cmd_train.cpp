@@ -15,6 +15,7 @@
 #include "tools/stop_signals.h"
 #include "train/distributed.h"
 #include "train/tensorboard.h"
+#include "models/classifier.h"
 #include "train/trainer.h"
 
 namespace gsdiff::cli {
@@ -94,7 +95,7 @@ int cmd_train(int argc, char** argv) {
   install_stop_handlers();  // before the trainer: a signal while it loads still stops after one step
   Trainer trainer(cfg, env);
   trainer.on_sample = [&](Trainer& t) {
-    if (t.config().sample.num() <= 0) return;
+    if (t.config().sample.num() <= 0 || as_classifier(t.model())) return;  // a classifier draws no samples
     SampleRequest req;
     req.num = t.config().sample.num();
     req.steps = t.config().sample.steps();

@@ -14,6 +14,7 @@
 #include "data/factory.h"
 #include "sample/ancestral.h"
 #include "sample/sampler.h"
+#include "sample/guidance.h"
 #include "sample/writers.h"
 #include "train/evaluate.h"
 
@@ -61,7 +62,7 @@ void sample_to_file(const Config& cfg, const Process& process, DenoiserNet& mode
   SamplerStats stats;
   const std::clock_t cpu0 = std::clock();
   const auto wall0 = std::chrono::steady_clock::now();
-  auto x = sample_ancestral(process, counted(denoise_fn(model), &stats), default_grid(process, req.steps), shape, gen,
+  auto x = sample_ancestral(process, counted(sampling_denoise_fn(process, model), &stats), default_grid(process, req.steps), shape, gen,
                             progress, req.device).to(torch::kCPU);
   if (req.print_stats)  // the same line as sample_fn_to_file's (bench/mdlm_cached.sh reads it)
     std::cerr << "network calls " << stats.network_calls << " (rows " << stats.network_rows << "), sampling "

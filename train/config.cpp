@@ -73,7 +73,7 @@ Config parse_config(const json& j) {
 
   auto& o = c.objective;
   read_section(j, "objective", [&](JsonReader& r) {
-    o.name(r.choice("name", o.name(), {"elbo", "simple", "weighted", "hybrid", "masked-ce"}));
+    o.name(r.choice("name", o.name(), {"elbo", "simple", "weighted", "hybrid", "masked-ce", "classifier"}));
     o.low_discrepancy(r.get("low_discrepancy", o.low_discrepancy()));
     o.weighting(r.choice("weighting", o.weighting(), {"min-snr", "likelihood", "flow-matching", "edm"}));
     o.edm_p_mean(r.get("edm_p_mean", o.edm_p_mean()));

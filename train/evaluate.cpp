@@ -25,6 +25,24 @@ DenoiseFn denoise_fn(DenoiserNet& model, torch::Tensor y) {
   };
 }
 
+DenoiseFn classifier_log_prob_fn(DenoiserNet& model, torch::Tensor y) {
+  return [model, y](const torch::Tensor& in, const torch::Tensor& t) mutable {
+    auto logp = torch::log_softmax(model->forward(in, t.to(torch::kFloat32)).to(torch::kFloat32), -1);  // [B, C]
+    return logp.gather(1, y.to(logp.device()).view({-1, 1})).squeeze(1);                             // [B]
+  };
+}
+
+SelfCondFn self_cond_fn(DenoiserNet& model, torch::Tensor y) {
+  return [model, y](const torch::Tensor& in, const torch::Tensor& t, const torch::Tensor& est) mutable {
+    return model->forward_self_cond(in, t.to(torch::kFloat32), y, est);
+  };
+}
+
+DenoiseFn bound_denoise_fn(const Process& p, DenoiserNet& model, torch::Tensor y) {
+  if (!model->self_conditioned()) return denoise_fn(model, y);
+  return self_condition_two_pass(p, self_cond_fn(model, y));
+}
+
 nlohmann::json BoundResult::to_json() const {
   nlohmann::json j{{"bound", mean}, {"stderr", stderr_}, {"unit", unit}, {"nats_per_example", mean_nats},
                    {"examples", examples}, {"dims", dims}, {"estimate", estimate}};
@@ -181,7 +199,7 @@ BoundResult evaluate_bound(const Process& p, DenoiserNet& model, const data::Dat
                            const torch::Device& device) {
   const bool was_training = model->is_training();
   model->eval();
-  auto r = evaluate_bound_fn(p, denoise_fn(model), ds, opts, device);
+  auto r = evaluate_bound_fn(p, bound_denoise_fn(p, model), ds, opts, device);
   if (was_training) model->train();
   return r;
 }

@@ -8,6 +8,7 @@
 
 #include "core/elbo.h"
 #include "core/process.h"
+#include "core/self_condition.h"
 #include "data/dataset.h"
 #include "models/denoiser.h"
 #include "train/config.h"
@@ -21,6 +22,13 @@ torch::Tensor to_process_space(const Process& p, const torch::Tensor& x);
 
 // The network as a DenoiseFn: float32 time, labels y (undefined = null class).
 DenoiseFn denoise_fn(DenoiserNet& model, torch::Tensor y = {});
+// A classifier model (models/classifier.h) with the labels y [B] bound in: (x_t, t) -> log p(y | x_t, t) [B].
+DenoiseFn classifier_log_prob_fn(DenoiserNet& model, torch::Tensor y);
+// The self-conditioned network (x_t, t, estimate) with labels y bound in (models/denoiser.h forward_self_cond).
+SelfCondFn self_cond_fn(DenoiserNet& model, torch::Tensor y = {});
+// The network for the bound: denoise_fn, or for a self-conditioned model its two passes at the same (x_t, t)
+// (core/self_condition.h; a deterministic function of x_t, so its ELBO is a valid bound). `p` must outlive it.
+DenoiseFn bound_denoise_fn(const Process& p, DenoiserNet& model, torch::Tensor y = {});
 
 // An upper bound on -log p(x) averaged over examples, with its standard error (over examples) and how it
 // was computed: "exact" (all T terms, or a continuous-time quadrature that met its tolerance, with the

@@ -156,6 +156,18 @@ Objective make_objective(const ObjectiveOptions& o, const Process& process, std:
       return with_terms(ObjectiveResult{nelbo / D + o.hybrid_lambda() * ce, nelbo.detach()}, s);
     };
   }
+  if (name == "classifier") {
+    // D-CBG's noisy-input classifier (Schiff et al. 2025, sec. 3.2): cross-entropy of the label on x_t ~ q(x_t | x0)
+    // at t uniform on the training grid. The DenoiseFn is the classifier with the true labels bound in, returning
+    // log p(y | x_t, t) [B] (train/evaluate.h classifier_log_prob_fn).
+    return [](const Process& p, const DenoiseFn& f, const Tensor& x0, torch::Generator& gen) {
+      auto t = sample_train_times(p, x0.size(0), false, gen, x0.device());  // [B]
+      auto xt = p.sample_xt(x0, t, gen);
+      ObjectiveResult r{-f(p.network_input(xt, t), t), {}};  // [B] nats
+      r.t = t;
+      return r;
+    };
+  }
   throw ConfigError("config: field 'objective.name' unknown objective '" + name + "'");
 }
 

@@ -33,6 +33,8 @@ using Objective = std::function<ObjectiveResult(const Process&, const DenoiseFn&
 //   likelihood weighting -SNR'(t)/2 (VDM) (Gaussian processes only).
 // hybrid: Gaussian: simple + lambda * elbo (Nichol & Dhariwal 2021); discrete: elbo + lambda * CE,
 //   CE = -log p_theta(x0 | x_t) at a uniform t (Austin et al. 2021).
+// classifier: cross-entropy of the label y on x_t at a uniform t, for a "classifier" model (D-CBG, Schiff et al.
+//   2025); per example, not per dimension.
 // Every loss is per dimension (nats / D for the ELBO), so learning rates transfer across data sizes.
 // objective.time_sampling: uniform or logsnr (Gaussian processes) for elbo / masked-ce; loss-aware needs its
 // sampler (make_loss_aware), which the objective reads and feeds at every call (the trainer syncs and saves it).

@@ -39,6 +39,9 @@ class TermWatch : public Process {
     return p_.sample_prior(shape, opts, gen);
   }
   torch::Tensor network_input(const torch::Tensor& xt, const torch::Tensor& t) const override { return p_.network_input(xt, t); }
+  torch::Tensor state_from_network_input(const torch::Tensor& in, const torch::Tensor& t) const override {
+    return p_.state_from_network_input(in, t);
+  }
   torch::Tensor read_output(const torch::Tensor& out, const torch::Tensor& xt, const torch::Tensor& t) const override {
     return p_.read_output(out, xt, t);
   }

@@ -13,6 +13,7 @@
 #include "core/registry.h"
 #include "data/factory.h"
 #include "models/autocast.h"
+#include "models/classifier.h"
 #include "train/checkpoint.h"
 #include "train/distributed.h"
 #include "train/loss_aware.h"
@@ -71,6 +72,7 @@ Trainer::Trainer(Config cfg, TrainerEnv env)
   loader_ = std::make_unique<data::Loader>(dataset_, lopt);
   loss_aware_ = with_context("objective", [&] { return make_loss_aware(cfg_.objective, *process_, env_.device); });
   objective_ = make_objective(cfg_.objective, *process_, loss_aware_);
+  check_classifier_run();
   // Parameters and gradients live in flat buffers: zero_grad, clipping, AdamW and EMA are whole-buffer ops. Data
   // parallel: the header slots carry the step's statistics, then the loss-aware sampler's sums.
   const int64_t header = kSyncSlots + (loss_aware_ ? 2 * loss_aware_->bins() : 0);
@@ -82,6 +84,9 @@ Trainer::Trainer(Config cfg, TrainerEnv env)
   }
   if (T.ema_decay() > 0) ema_ = std::make_unique<Ema>(*model_, *flat_, T.ema_decay(), T.ema_warmup());
   process_params_ = std::make_unique<ProcessParams>(*process_, env_.device, T.beta1(), T.beta2(), T.adam_eps());
+  if (model_->self_conditioned() && process_->options_json().value("schedule", "") == "learned-logsnr")
+    throw ConfigError("model.self_condition: not with process.schedule 'learned-logsnr' (the estimate is read at the "
+                      "network's time, which the learned schedule remaps to its noise level)");
   if (!process_params_->empty() && cfg_.objective.name() != "elbo")
     throw ConfigError("objective.name: a process with learned parameters (" + process_->name() +
                       ", a learned schedule) trains on the ELBO: expected 'elbo', got '" + cfg_.objective.name() + "'");
@@ -105,6 +110,22 @@ Trainer::Trainer(Config cfg, TrainerEnv env)
 }
 
 Trainer::~Trainer() = default;
+
+// A classifier (models/classifier.h) trains with objective classifier on labelled data, and only it does; it has no
+// bound to validate.
+void Trainer::check_classifier_run() const {
+  const bool classifier = as_classifier(const_cast<DenoiserNet&>(model_)) != nullptr;
+  if (classifier != (cfg_.objective.name() == "classifier"))
+    throw ConfigError("config: field 'objective.name' '" + cfg_.objective.name() + "' and field 'model.type' '" +
+                      model_->config().value("type", std::string()) +
+                      "' do not go together: the classifier objective trains a model of type classifier, and only it");
+  if (classifier && dataset_->num_classes() == 0)
+    throw ConfigError("config: field 'data.name' '" + dataset_->name() + "' has no labels for the classifier objective");
+  if (classifier && as_classifier(const_cast<DenoiserNet&>(model_))->classes() < dataset_->num_classes())
+    throw ConfigError("config: field 'model.classes' is below the data's " + std::to_string(dataset_->num_classes()) + " classes");
+  if (classifier && cfg_.train.eval_every() > 0)
+    throw ConfigError("config: field 'train.eval_every' must be 0 for a classifier (it has no likelihood bound)");
+}
 
 // One run per output directory: a fresh run does not start among another run's checkpoints (pruning and
 // --resume auto would mix them), and a resume from an older checkpoint does not continue below later ones.
@@ -159,14 +180,25 @@ ObjectiveResult Trainer::micro_objective(const data::Batch& batch) {
   const auto& T = cfg_.train;
   seed_micro_batch(batch);
   auto x0 = to_process_space(*process_, batch.x).to(env_.device);  // [B, ...]
+  Bf16Autocast amp(env_.device.is_cuda(), T.precision() == "bf16");  // forward and loss only
+  if (as_classifier(model_)) return objective_(*process_, classifier_log_prob_fn(model_, batch.labels.to(env_.device)), x0, gen_);
   torch::Tensor y;
   if (batch.labels.defined() && model_->num_classes() > 0) {  // label dropout to the null class
     auto drop = at::rand({x0.size(0)}, gen_, torch::TensorOptions().dtype(torch::kFloat64).device(gen_.device())) < T.label_dropout();
     auto labels = batch.labels.to(env_.device);
     y = torch::where(drop.to(env_.device), torch::full_like(labels, model_->num_classes()), labels);
   }
-  Bf16Autocast amp(env_.device.is_cuda(), T.precision() == "bf16");  // forward and loss only
-  return objective_(*process_, denoise_fn(model_, y), x0, gen_);
+  return objective_(*process_, train_denoise_fn(y), x0, gen_);
+}
+
+// Self-conditioning (Chen et al. 2022, Alg. 1): with probability 1/2 per micro-batch, drawn from its seeded
+// generator (a resume redraws the same), the network sees the estimate of a first pass without gradient at the
+// same (x_t, t); otherwise zeros. A model without it draws nothing: its run is the one before this option.
+DenoiseFn Trainer::train_denoise_fn(const torch::Tensor& y) {
+  if (!model_->self_conditioned()) return denoise_fn(model_, y);
+  auto u = at::rand({1}, gen_, torch::TensorOptions().dtype(torch::kFloat64).device(gen_.device()));
+  auto f = self_cond_fn(model_, y);
+  return u.item<double>() < 0.5 ? self_condition_two_pass(*process_, f) : self_condition_zeros(f);
 }
 
 // Written before the last micro-batch's backward, whose final bucket carries the header (train/distributed.h).

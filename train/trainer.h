@@ -118,6 +118,8 @@ class Trainer {
   void log_last();      // the window since the last metrics line, at the run's last step
   void seed_micro_batch(const data::Batch& batch);  // trainer.cpp: the generators from (seed, epoch, global batch)
   ObjectiveResult micro_objective(const data::Batch& batch);  // seeded loss of one micro-batch (with graph)
+  DenoiseFn train_denoise_fn(const torch::Tensor& y);
+  void check_classifier_run() const;                          // objective classifier <=> a classifier model         // the network for one micro-batch (self-conditioning)
   // Re-runs a non-finite step's micro-batches with their seeds and finds the first example whose loss term, or
   // whose gradient (by bisection over examples), is not finite: {stage, term, t, example, ...} (trainer_diagnose.cpp).
   nlohmann::json diagnose_nonfinite(const std::vector<data::Batch>& batches);

@@ -57,3 +57,66 @@ TEST(CliGuidance, UnconditionalCheckpointRefusesClass) {
   EXPECT_NE(r.rc, 0);
   EXPECT_NE(r.out.find("not class-conditional"), std::string::npos) << r.out;
 }
+
+// A discrete class-conditional model (blackout on Fashion-MNIST, tiny): --guidance is D-CFG's gamma on the reverse
+// step (Schiff et al. 2025). gamma = 1 is the conditional model: the same chain, byte for byte, as no --guidance
+// (the same draws from the same probabilities, renormalised); guidance needs the ancestral, tau-leaping or euler sampler.
+TEST(CliGuidance, DiscreteGammaOneIsTheConditionalModelAndNeedsAGuidedSampler) {
+  auto out = fresh_out_dir("dcfg");
+  auto tr = run_cli("train --config " + std::string(GSDIFF_SOURCE_DIR) + "/configs/blackout-fashion.json"
+                    " --set process.steps=20 --set train.steps=4 --set data.batch_size=4 --set model.ch=8"
+                    " --set model.ch_mult=[1,2] --set model.num_res_blocks=1 --set model.attn_resolutions=[]"
+                    " --set model.image_size=28 --set model.in_channels=1 --set model.num_groups=4"
+                    " --set data.name=fashion-mnist --set data.root=/usr/share/datasets/fashion-mnist"
+                    " --set model.num_classes=10 --set train.label_dropout=0.2 --set sample.num=0"
+                    " --set train.log_every=0 --threads 1 --quiet --out " + out);
+  ASSERT_EQ(tr.rc, 0) << tr.out;
+  const std::string ckpt = out + "/ckpt-00000004.gsdiff";
+  auto sample = [&](const std::string& flags, const std::string& name) {
+    auto r = run_cli("sample --checkpoint " + ckpt + " --num 3 --steps 6 --seed 2 --threads 1 " + flags + " --out " +
+                     out + "/" + name);
+    EXPECT_EQ(r.rc, 0) << flags << "\n" << r.out;
+    return bytes_of(out + "/" + name);
+  };
+  auto plain = sample("--class 4", "c4.png"), gamma1 = sample("--class 4 --guidance 1", "c4g1.png");
+  ASSERT_FALSE(plain.empty());
+  EXPECT_EQ(plain, gamma1);
+  EXPECT_FALSE(sample("--class 4 --guidance 3", "c4g3.png").empty());
+  auto tw = run_cli("sample --checkpoint " + ckpt + " --class 4 --guidance 3 --sampler tweedie --num 2 --out " +
+                    out + "/bad.png");
+  EXPECT_NE(tw.rc, 0);
+  EXPECT_NE(tw.out.find("runs with the ancestral, tau-leaping or euler sampler"), std::string::npos) << tw.out;
+  EXPECT_FALSE(sample("--class 4 --guidance 3 --sampler tau-leaping", "c4g3tau.png").empty());
+}
+
+// `gsdiff train` trains a classifier (model.type classifier, objective.name classifier) and `gsdiff sample
+// --classifier` takes it for D-CBG: on 28 x 28 images of 256 levels the exact enumeration (784 x 256 classifier rows
+// per example and step) is refused, naming the approximation that is not built; a checkpoint that is not a classifier
+// is refused too; `gsdiff eval` refuses a classifier.
+TEST(CliGuidance, ClassifierTrainsAndSamplingRefusesWhatItCannotEnumerate) {
+  auto out = fresh_out_dir("dcbg");
+  const std::string tiny = " --set process.steps=20 --set train.steps=2 --set data.batch_size=4 --set train.log_every=0"
+                           " --set data.name=fashion-mnist --set data.root=/usr/share/datasets/fashion-mnist"
+                           " --set sample.num=0 --threads 1 --quiet";
+  const std::string trunk = "{\"type\":\"unet\",\"in_channels\":1,\"input_states\":256,\"input_emb_dim\":2,\"ch\":8,"
+                            "\"ch_mult\":[1,2],\"num_res_blocks\":1,\"attn_resolutions\":[],\"image_size\":28,\"num_groups\":4}";
+  const std::string cfg = std::string(GSDIFF_SOURCE_DIR) + "/configs/blackout-fashion.json";
+  auto clf = run_cli("train --config " + cfg + tiny + " --set objective.name=classifier --set train.eval_every=0"
+                     " --set 'model={\"type\":\"classifier\",\"classes\":10,\"features\":8,\"trunk\":" + trunk + "}' --out " + out + "/clf");
+  ASSERT_EQ(clf.rc, 0) << clf.out;
+  auto gen = run_cli("train --config " + cfg + tiny + " --set model.ch=8 --set model.ch_mult=[1,2] --set model.num_res_blocks=1"
+                     " --set model.attn_resolutions=[] --set model.image_size=28 --set model.in_channels=1"
+                     " --set model.num_groups=4 --out " + out + "/gen");
+  ASSERT_EQ(gen.rc, 0) << gen.out;
+  const std::string g = out + "/gen/ckpt-00000002.gsdiff", c = out + "/clf/ckpt-00000002.gsdiff";
+  auto big = run_cli("sample --checkpoint " + g + " --classifier " + c + " --class 1 --guidance 2 --num 1 --steps 2 --out " +
+                     out + "/x.png");
+  EXPECT_NE(big.rc, 0);
+  EXPECT_NE(big.out.find("Taylor approximation"), std::string::npos) << big.out;
+  auto notclf = run_cli("sample --checkpoint " + g + " --classifier " + g + " --class 1 --num 1 --out " + out + "/x.png");
+  EXPECT_NE(notclf.rc, 0);
+  EXPECT_NE(notclf.out.find("not a classifier"), std::string::npos) << notclf.out;
+  auto ev = run_cli("eval --checkpoint " + c + " --limit 4");
+  EXPECT_NE(ev.rc, 0);
+  EXPECT_NE(ev.out.find("no likelihood bound"), std::string::npos) << ev.out;
+}
