@@ -65,30 +65,30 @@ Tensor PolyMaskProcess::mask_prob(const Tensor& t) const {
 
 Tensor PolyMaskProcess::alpha(const Tensor& t) const { return 1.0 - mask_prob(t); }
 
+// A [N, V, V] kernel of the mask family: row k < K holds `stay` [N, K] on its diagonal and `to_mask` [N, K] in the
+// mask column; the mask row is `mask_stay` [N, 1] at M (1 for Qbar and Q_{t|s}, 0 for the generator).
+Tensor PolyMaskProcess::mask_kernel(const Tensor& stay, const Tensor& to_mask, double mask_stay) const {
+  const int64_t N = stay.size(0);
+  auto diag = torch::diag_embed(torch::cat({stay, torch::full({N, 1}, mask_stay, stay.options())}, 1));  // [N, V, V]
+  auto col = torch::cat({to_mask, torch::zeros({N, 1}, stay.options())}, 1).unsqueeze(2);               // [N, V, 1]
+  return diag + col * torch::one_hot(torch::tensor(K_), V_).to(stay.options()).view({1, 1, V_});
+}
+
 Tensor PolyMaskProcess::qbar(const Tensor& t) const {
-  auto m = mask_prob(t), a = 1.0 - m;
-  const int64_t N = a.size(0);
-  auto diag = torch::diag_embed(torch::cat({a, torch::ones({N, 1}, a.options())}, 1));       // [N, V, V]
-  auto col = torch::cat({m, torch::zeros({N, 1}, a.options())}, 1).unsqueeze(2);            // [N, V, 1]
-  return diag + col * torch::one_hot(torch::tensor(K_), V_).to(a.options()).view({1, 1, V_});
+  auto m = mask_prob(t);
+  return mask_kernel(1.0 - m, m, 1.0);
 }
 
 Tensor PolyMaskProcess::qstep(const Tensor& s, const Tensor& t) const {
   auto r = alpha(t) / alpha(s);  // alpha_k(t) / alpha_k(s)
-  const int64_t N = r.size(0);
-  auto diag = torch::diag_embed(torch::cat({r, torch::ones({N, 1}, r.options())}, 1));
-  auto col = torch::cat({1.0 - r, torch::zeros({N, 1}, r.options())}, 1).unsqueeze(2);
-  return diag + col * torch::one_hot(torch::tensor(K_), V_).to(r.options()).view({1, 1, V_});
+  return mask_kernel(r, 1.0 - r, 1.0);
 }
 
 Tensor PolyMaskProcess::rate(const Tensor& t) const {
   auto tt = t.to(torch::kFloat64).reshape({-1, 1});
   auto w = exponents().unsqueeze(0);
   auto beta = w * tt.pow(w - 1.0) / (1.0 - tt.pow(w));  // -alpha' / alpha  [N, K]
-  const int64_t N = beta.size(0);
-  auto diag = torch::diag_embed(torch::cat({-beta, torch::zeros({N, 1}, beta.options())}, 1));
-  auto col = torch::cat({beta, torch::zeros({N, 1}, beta.options())}, 1).unsqueeze(2);
-  return diag + col * torch::one_hot(torch::tensor(K_), V_).to(beta.options()).view({1, 1, V_});
+  return mask_kernel(-beta, beta, 0.0);
 }
 
 Tensor PolyMaskProcess::prior_probs() const { return torch::one_hot(torch::tensor(K_), V_).to(torch::kFloat64); }

@@ -47,6 +47,7 @@ class PolyMaskProcess : public CategoricalProcess {
  private:
   torch::Tensor mask_prob(const torch::Tensor& t) const;  // 1 - alpha_k(t) = t^{w_k}  [N, K]
   torch::Tensor alpha(const torch::Tensor& t) const;      // [N, K]
+  torch::Tensor mask_kernel(const torch::Tensor& stay, const torch::Tensor& to_mask, double mask_stay) const;
   PolyMaskOptions opts_;
   torch::Tensor rho_;  // float64 leaf [K] or [1]: w = softplus(rho)
 };
