@@ -48,7 +48,7 @@ DenoiseFn ms_joint_denoiser(const AbsorbingProcess& p, torch::Tensor joint) {
 // A product law: independent positions with these marginals (the product of ms_joint's marginals).
 torch::Tensor ms_product() {
   auto J = ms_joint().reshape({kK, kK, kK});
-  auto m0 = J.sum({1, 2}), m1 = J.sum({0, 2}), m2 = J.sum({0, 1});
+  auto m0 = J.sum(at::IntArrayRef{1, 2}), m1 = J.sum(at::IntArrayRef{0, 2}), m2 = J.sum(at::IntArrayRef{0, 1});
   return torch::einsum("a,b,c->abc", {m0, m1, m2}).reshape({-1});
 }
 
