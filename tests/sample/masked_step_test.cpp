@@ -90,8 +90,8 @@ TEST(ReMdm, CapAndRescaleKeepTheForwardMarginalsWithAnExactDenoiser) {
   auto p = ms_make();
   const int64_t N = 20000;
   auto law = ms_product();
-  auto px0 = torch::stack({law.reshape({kK, kK, kK}).sum({1, 2}), law.reshape({kK, kK, kK}).sum({0, 2}),
-                           law.reshape({kK, kK, kK}).sum({0, 1})});  // [L, K]
+  auto px0 = torch::stack({law.reshape({kK, kK, kK}).sum(at::IntArrayRef{1, 2}), law.reshape({kK, kK, kK}).sum(at::IntArrayRef{0, 2}),
+                           law.reshape({kK, kK, kK}).sum(at::IntArrayRef{0, 1})});  // [L, K]
   DenoiseFn f = [px0](const torch::Tensor& xt, const torch::Tensor&) {
     return torch::log(px0).unsqueeze(0).expand({xt.size(0), kL, kK}).contiguous();
   };
