@@ -14,6 +14,7 @@
 #include <atomic>
 #include <cerrno>
 #include <condition_variable>
+#include <signal.h>
 #include <cstdlib>
 #include <mutex>
 #include <sstream>
@@ -23,6 +24,14 @@
 namespace gsdiff::dist {
 
 namespace {
+
+// A peer that dies mid-write leaves a broken socket; with SIGPIPE's default action the survivor's next write
+// (gloo's pairs write without MSG_NOSIGNAL) kills it silently instead of raising the error that names the dead
+// rank. Ignored only where nobody installed a handler of their own.
+void ignore_broken_pipes() {
+  struct sigaction old {};
+  if (::sigaction(SIGPIPE, nullptr, &old) == 0 && old.sa_handler == SIG_DFL) ::signal(SIGPIPE, SIG_IGN);
+}
 
 // LibTorch 2.x splits ProcessGroup (a dispatcher) from Backend (Gloo, NCCL); 1.13 has only ProcessGroup.
 #if TORCH_VERSION_MAJOR >= 2
@@ -200,6 +209,7 @@ ProcessGroup::ProcessGroup(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) 
 ProcessGroup::~ProcessGroup() = default;
 
 std::shared_ptr<ProcessGroup> ProcessGroup::create(const DistEnv& env, const DistOptions& opt) {
+  ignore_broken_pipes();
   auto impl = std::make_unique<Impl>();
   impl->env = env;
   impl->timeout = opt.timeout;
