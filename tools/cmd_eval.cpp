@@ -18,8 +18,10 @@
 
 namespace gsdiff::cli {
 
-int cmd_eval(int argc, char** argv) {
-  cxxopts::Options o(argv[0], "Upper bound on -log p(x) (bits/dim or bits/char, with standard error) of a checkpoint.");
+namespace {
+
+// The flags: the checkpoint, the data split, and the estimator's options (numeric ones validated where parsed).
+cxxopts::ParseResult parse_eval_flags(cxxopts::Options& o, int argc, char** argv) {
   o.add_options()("checkpoint", "checkpoint file", cxxopts::value<std::string>())(
       "split", "data split to score (test | valid | train); default: the config's eval_data", cxxopts::value<std::string>())(
       "exact", "exact bound: all T terms (discrete time) or adaptive Gauss-Legendre in t to --quadrature-tol (continuous)")(
@@ -53,23 +55,11 @@ int cmd_eval(int argc, char** argv) {
       {"ode-steps", "ODE integrator steps", NumFlag::Int64, 1, 1e9, false, false, "", "100"},
       {"switch", "expert switching time tau", NumFlag::Real, 0, 1, true, true, "", "0.5"}};
   add_num_flags(o, nums);
-  auto args = parse_checked(o, argc, argv, nums);
-  if (args.count("help")) {
-    std::cout << o.help() << "\n";
-    return 0;
-  }
-  if (!args.count("checkpoint")) {
-    throw UsageError("--checkpoint is required");
-  }
-  check_input_files(args, {"checkpoint", "low-noise-checkpoint", "plugin"});
-  set_threads(args["threads"].as<int>());
-  register_builtins();
-  if (args.count("plugin"))
-    for (const auto& p : args["plugin"].as<std::vector<std::string>>()) load_plugin(p);
-  auto device = parse_device(args["device"].as<std::string>());
-  // Peek at the config for the eval defaults, then restore with the chosen weights.
-  auto first = restore_for_inference(args["checkpoint"].as<std::string>(), false, torch::kCPU);
-  EvalOptions e = first.config.eval;
+  return parse_checked(o, argc, argv, nums);
+}
+
+// The config's eval options with the flags laid over them.
+EvalOptions eval_options(EvalOptions e, const cxxopts::ParseResult& args) {
   if (args.count("limit")) e.limit(args["limit"].as<int64_t>());
   if (args.count("exact")) e.exact(true);
   if (args.count("per-example")) e.per_example(true);
@@ -88,6 +78,46 @@ int cmd_eval(int argc, char** argv) {
   if (args.count("ema")) e.ema(args["ema"].as<bool>());
   if (args.count("batch-size")) e.batch_size(args["batch-size"].as<int64_t>());
   if (args.count("seed")) e.seed(args["seed"].as<uint64_t>());
+  return e;
+}
+
+// The bound: the model's own ELBO, or (--ode, --low-noise-checkpoint) that of a composed DenoiseFn (issue #7).
+BoundResult score(Restored& r, const data::Dataset& ds, const EvalOptions& e,
+                  const cxxopts::ParseResult& args, const torch::Device& device) {
+  if (!args.count("ode") && !args.count("low-noise-checkpoint")) return evaluate_bound(*r.process, r.model, ds, e, device);
+  DenoiseFn f = bound_denoise_fn(*r.process, r.model);
+  if (args.count("low-noise-checkpoint")) {
+    auto low = restore_for_inference(args["low-noise-checkpoint"].as<std::string>(), e.ema(), device);
+    if (low.process->options_json() != r.process->options_json())
+      throw std::invalid_argument("--low-noise-checkpoint: the two experts must share one process");
+    f = switch_experts(bound_denoise_fn(*r.process, r.model), bound_denoise_fn(*low.process, low.model),
+                       args["switch"].as<double>());
+  }
+  r.model->eval();
+  if (!args.count("ode")) return evaluate_bound_fn(*r.process, f, ds, e, device);
+  auto o = OdeLikelihoodOptions().steps(args["ode-steps"].as<int64_t>()).integrator(args["ode-integrator"].as<std::string>())
+               .trace(args["ode-trace"].as<std::string>());
+  return evaluate_ode(*r.process, f, ds, e, o, device);
+}
+
+}  // namespace
+
+int cmd_eval(int argc, char** argv) {
+  cxxopts::Options o(argv[0], "Upper bound on -log p(x) (bits/dim or bits/char, with standard error) of a checkpoint.");
+  auto args = parse_eval_flags(o, argc, argv);
+  if (args.count("help")) {
+    std::cout << o.help() << "\n";
+    return 0;
+  }
+  if (!args.count("checkpoint")) throw UsageError("--checkpoint is required");
+  check_input_files(args, {"checkpoint", "low-noise-checkpoint", "plugin"});
+  set_threads(args["threads"].as<int>());
+  register_builtins();
+  if (args.count("plugin"))
+    for (const auto& p : args["plugin"].as<std::vector<std::string>>()) load_plugin(p);
+  auto device = parse_device(args["device"].as<std::string>());
+  // Peek at the config for the eval defaults, then restore with the chosen weights.
+  const auto e = eval_options(restore_for_inference(args["checkpoint"].as<std::string>(), false, torch::kCPU).config.eval, args);
   auto r = restore_for_inference(args["checkpoint"].as<std::string>(), e.ema(), device);
   if (as_classifier(r.model))
     throw std::invalid_argument("--checkpoint: a classifier (model.type classifier) has no likelihood bound to evaluate; "
@@ -95,28 +125,7 @@ int cmd_eval(int argc, char** argv) {
   auto dcfg = eval_data_config(r.config);
   if (args.count("split")) dcfg["split"] = args["split"].as<std::string>();
   auto ds = data::make_dataset(dcfg);
-  BoundResult bound;
-  if (args.count("ode") || args.count("low-noise-checkpoint")) {  // issue #7: any DenoiseFn, ODE likelihood
-    DenoiseFn f = bound_denoise_fn(*r.process, r.model);
-    if (args.count("low-noise-checkpoint")) {
-      auto low = restore_for_inference(args["low-noise-checkpoint"].as<std::string>(), e.ema(), device);
-      if (low.process->options_json() != r.process->options_json())
-        throw std::invalid_argument("--low-noise-checkpoint: the two experts must share one process");
-      f = switch_experts(bound_denoise_fn(*r.process, r.model), bound_denoise_fn(*low.process, low.model),
-                         args["switch"].as<double>());
-    }
-    r.model->eval();
-    if (args.count("ode")) {
-      auto o = OdeLikelihoodOptions().steps(args["ode-steps"].as<int64_t>()).integrator(args["ode-integrator"].as<std::string>())
-                   .trace(args["ode-trace"].as<std::string>());
-      bound = evaluate_ode(*r.process, f, *ds, e, o, device);
-    } else {
-      bound = evaluate_bound_fn(*r.process, f, *ds, e, device);
-    }
-  } else {
-    bound = evaluate_bound(*r.process, r.model, *ds, e, device);
-  }
-  auto j = bound.to_json();
+  auto j = score(r, *ds, e, args, device).to_json();
   j["checkpoint"] = args["checkpoint"].as<std::string>();
   j["step"] = r.step;
   j["ema"] = r.used_ema;

@@ -53,25 +53,10 @@ void check_train_ranges(const TrainOptions& t, JsonReader& r) {
 
 }  // namespace
 
-Config parse_config(const json& j) {
-  if (!j.is_object()) throw ConfigError("config: expected a JSON object at the top level");
-  static const std::vector<std::string> sections = {"process", "model", "data", "eval_data", "objective",
-                                                    "train",   "sample", "eval", "debug", "comment"};
-  for (auto it = j.begin(); it != j.end(); ++it)
-    if (std::find(sections.begin(), sections.end(), it.key()) == sections.end())
-      throw ConfigError("config: key '" + it.key() + "' is not a known section; known: " + JsonReader::join(sections));
-  Config c;
-  for (const char* req : {"process", "model", "data"}) {
-    if (!j.contains(req)) throw ConfigError(std::string("config: section '") + req + "' is required");
-    if (!j.at(req).is_object()) throw ConfigError(std::string("config: section '") + req + "' must be an object");
-  }
-  c.process = j.at("process");
-  c.model = j.at("model");
-  c.data = j.at("data");
-  c.eval_data = j.value("eval_data", json::object());
-  if (!c.eval_data.is_object()) throw ConfigError("config: section 'eval_data' must be an object");
+namespace {
 
-  auto& o = c.objective;
+// objective: the loss and its time sampling.
+void read_objective_section(const json& j, ObjectiveOptions& o) {
   read_section(j, "objective", [&](JsonReader& r) {
     o.name(r.choice("name", o.name(), {"elbo", "simple", "weighted", "hybrid", "masked-ce", "classifier"}));
     o.low_discrepancy(r.get("low_discrepancy", o.low_discrepancy()));
@@ -96,7 +81,10 @@ Config parse_config(const json& j) {
       r.fail("time_sampling", "'" + o.time_sampling() + "' applies to the elbo and masked-ce objectives only (got '" +
                                   o.name() + "': its other terms would be reweighted)");
   });
-  auto& t = c.train;
+}
+
+// train: optimizer, schedule, EMA, logging and checkpoint cadence.
+void read_train_section(const json& j, TrainOptions& t) {
   read_section(j, "train", [&](JsonReader& r) {
     t.steps(r.get("steps", t.steps()));
     t.optimizer(r.choice("optimizer", t.optimizer(), {"adamw", "sgd"}));
@@ -123,7 +111,10 @@ Config parse_config(const json& j) {
     t.precision(r.choice("precision", t.precision(), {"fp32", "bf16"}));
     check_train_ranges(t, r);
   });
-  auto& s = c.sample;
+}
+
+// sample: samples written during training.
+void read_sample_section(const json& j, SampleOptions& s) {
   read_section(j, "sample", [&](JsonReader& r) {
     s.steps(r.get("steps", s.steps()));
     s.num(r.get("num", s.num()));
@@ -132,7 +123,10 @@ Config parse_config(const json& j) {
     if (s.steps() < 0) r.fail("steps", "must be >= 0 (0 = the process's T, or 100 in continuous time)");
     if (s.num() < 0) r.fail("num", "must be >= 0 (0 = no samples during training)");
   });
-  auto& e = c.eval;
+}
+
+// eval: the bound's estimator (Monte Carlo or quadrature) and its budget.
+void read_eval_section(const json& j, EvalOptions& e) {
   read_section(j, "eval", [&](JsonReader& r) {
     e.limit(r.get("limit", e.limit()));
     if (e.limit() < 0) r.fail("limit", "must be >= 0 (0 = all examples)");
@@ -157,13 +151,43 @@ Config parse_config(const json& j) {
     if (e.target_stderr() < 0) r.fail("target_stderr", "must be >= 0");
     if (e.max_passes() < 1) r.fail("max_passes", "must be >= 1");
   });
-  auto& d = c.debug;
+}
+
+// debug: fault injection for the tests.
+void read_debug_section(const json& j, DebugOptions& d) {
   read_section(j, "debug", [&](JsonReader& r) {
     d.nan_at_step(r.get("nan_at_step", d.nan_at_step()));
     d.fault(r.choice("fault", d.fault(), {"none", "kill", "stop"}));
     d.fault_step(r.get("fault_step", d.fault_step()));
     d.fault_rank(r.get("fault_rank", d.fault_rank()));
   });
+}
+
+}  // namespace
+
+Config parse_config(const json& j) {
+  if (!j.is_object()) throw ConfigError("config: expected a JSON object at the top level");
+  static const std::vector<std::string> sections = {"process", "model", "data", "eval_data", "objective",
+                                                    "train",   "sample", "eval", "debug", "comment"};
+  for (auto it = j.begin(); it != j.end(); ++it)
+    if (std::find(sections.begin(), sections.end(), it.key()) == sections.end())
+      throw ConfigError("config: key '" + it.key() + "' is not a known section; known: " + JsonReader::join(sections));
+  Config c;
+  for (const char* req : {"process", "model", "data"}) {
+    if (!j.contains(req)) throw ConfigError(std::string("config: section '") + req + "' is required");
+    if (!j.at(req).is_object()) throw ConfigError(std::string("config: section '") + req + "' must be an object");
+  }
+  c.process = j.at("process");
+  c.model = j.at("model");
+  c.data = j.at("data");
+  c.eval_data = j.value("eval_data", json::object());
+  if (!c.eval_data.is_object()) throw ConfigError("config: section 'eval_data' must be an object");
+
+  read_objective_section(j, c.objective);
+  read_train_section(j, c.train);
+  read_sample_section(j, c.sample);
+  read_eval_section(j, c.eval);
+  read_debug_section(j, c.debug);
   c.resolved = to_json(c);
   if (j.contains("comment")) c.resolved["comment"] = j.at("comment");
   return c;

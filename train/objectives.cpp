@@ -83,91 +83,112 @@ ObjectiveResult with_terms(ObjectiveResult r, const ElboSample& s) {
   return r;
 }
 
-}  // namespace
-
-Objective make_objective(const ObjectiveOptions& o, const Process& process, std::shared_ptr<LossAwareTimes> loss_aware) {
-  const std::string name = o.name();
+// objective.time_sampling applies to the one-call bound only; a loss-aware sampler comes with "loss-aware".
+void check_time_sampling(const ObjectiveOptions& o, const Process& process, bool loss_aware) {
+  const std::string& name = o.name();
   if (o.time_sampling() != "uniform" && name != "elbo" && name != "masked-ce")
     throw ConfigError("config: field 'objective.time_sampling' '" + o.time_sampling() +
                       "' applies to the elbo and masked-ce objectives only, got '" + name + "'");
   if (o.time_sampling() == "logsnr" && !dynamic_cast<const GaussianProcess*>(&process))
     throw ConfigError("config: field 'objective.time_sampling' 'logsnr' needs a Gaussian process, got '" +
                       process.name() + "' (use uniform or loss-aware)");
-  if ((o.time_sampling() == "loss-aware") != bool(loss_aware))
+  if ((o.time_sampling() == "loss-aware") != loss_aware)
     throw std::invalid_argument("make_objective: objective.time_sampling '" + o.time_sampling() +
                                 "' and a loss-aware sampler go together (train/loss_aware.h make_loss_aware)");
-  if (name == "elbo" || name == "masked-ce") {
-    return [o, loss_aware](const Process& p, const DenoiseFn& f, const Tensor& x0, torch::Generator& gen) {
-      auto s = one_call_elbo(p, f, x0, gen, o, loss_aware.get());
-      auto nelbo = s.terms.total();  // [B] nats
-      return with_terms(ObjectiveResult{with_score_function(p, x0, s, nelbo / dims(x0)), nelbo.detach()}, s);
-    };
-  }
-  if (name == "simple") {
-    require_gaussian(process, name);
-    return [o](const Process& p, const DenoiseFn& f, const Tensor& x0, torch::Generator& gen) {
-      auto& g = require_gaussian(p, "simple");
-      auto t = sample_train_times(p, x0.size(0), false, gen, x0.device());
-      auto mse = eps_mse(g, f, x0, t, gen);                          // [B, ...]
-      ObjectiveResult r{mse.reshape({x0.size(0), -1}).mean(1), {}};  // [B]
-      r.t = t;
-      return r;
-    };
-  }
+}
+
+// elbo / masked-ce: the one-call bound per dimension (plus GenMD4's score-function term where it applies).
+Objective elbo_objective(const ObjectiveOptions& o, std::shared_ptr<LossAwareTimes> loss_aware) {
+  return [o, loss_aware](const Process& p, const DenoiseFn& f, const Tensor& x0, torch::Generator& gen) {
+    auto s = one_call_elbo(p, f, x0, gen, o, loss_aware.get());
+    auto nelbo = s.terms.total();  // [B] nats
+    return with_terms(ObjectiveResult{with_score_function(p, x0, s, nelbo / dims(x0)), nelbo.detach()}, s);
+  };
+}
+
+// simple: DDPM's eps-MSE.
+Objective simple_objective() {
+  return [](const Process& p, const DenoiseFn& f, const Tensor& x0, torch::Generator& gen) {
+    auto& g = require_gaussian(p, "simple");
+    auto t = sample_train_times(p, x0.size(0), false, gen, x0.device());
+    auto mse = eps_mse(g, f, x0, t, gen);                          // [B, ...]
+    ObjectiveResult r{mse.reshape({x0.size(0), -1}).mean(1), {}};  // [B]
+    r.t = t;
+    return r;
+  };
+}
+
+// weighted: a weighting of ||x0 - x0_hat||^2 (min-SNR, likelihood, flow matching, EDM).
+Objective weighted_objective(const ObjectiveOptions& o) {
+  return [o](const Process& p, const DenoiseFn& f, const Tensor& x0, torch::Generator& gen) {
+    auto& g = require_gaussian(p, "weighted");
+    auto t = o.weighting() == "edm" ? edm_train_times(g, x0.size(0), o, gen, x0.device())
+                                    : sample_train_times(p, x0.size(0), o.low_discrepancy(), gen, x0.device());
+    auto xt = g.sample_xt(x0, t, gen);
+    auto x0_hat = predict(g, f, xt, t);
+    auto z0 = g.embed(x0);  // x0 in the state space (codes for gaussian-embed)
+    auto v = g.at(t, z0);
+    // min-SNR-gamma: min(SNR, gamma) ||x0 - x0_hat||^2; likelihood: -SNR'(t)/2 ||x0 - x0_hat||^2;
+    // flow-matching: ||u - u_hat||^2 = (alpha' - sigma' alpha / sigma)^2 ||x0 - x0_hat||^2 (u = alpha' x0 + sigma'
+    // eps at the same x_t; Lipman et al. 2023's conditional flow-matching loss, 1 / t^2 on the rectified-flow path).
+    // edm: t from EDM's log-normal noise levels, lambda(s~) = (s~^2 + sd^2) / (s~ sd)^2 (Karras et al. 2022, Table 1).
+    auto w = o.weighting() == "min-snr"      ? torch::clamp_max(v.snr(), o.min_snr_gamma())
+             : o.weighting() == "likelihood" ? -0.5 * v.dsnr()
+             : o.weighting() == "edm"        ? edm_weight(g, v)
+                                             : (v.dlog_alpha * v.alpha - v.dsigma2 / (2.0 * v.sigma) * v.alpha / v.sigma).square();
+    ObjectiveResult r{sum_dims(w * (z0 - x0_hat).pow(2)) / dims(x0), {}};
+    r.t = t;
+    return r;
+  };
+}
+
+// hybrid: iDDPM's L_simple + lambda L_vlb (Gaussian) or D3PM's L_vb + lambda CE (discrete), in one network call:
+// the simple / CE term is read off the same (t, x_t, prediction) as the bound's term.
+Objective hybrid_objective(const ObjectiveOptions& o) {
+  return [o](const Process& p, const DenoiseFn& f, const Tensor& x0, torch::Generator& gen) {
+    auto s = one_call_elbo(p, f, x0, gen, o);
+    auto nelbo = s.terms.total();  // [B] nats
+    const double D = dims(x0);
+    const int64_t B = x0.size(0);
+    if (auto* g = dynamic_cast<const GaussianProcess*>(&p)) {  // iDDPM: L_simple + lambda L_vlb
+      auto z0 = g->embed(x0);  // x0 in the state space (codes for gaussian-embed)
+      auto simple = (g->at(s.t, z0).snr() * (z0 - s.pred).pow(2)).reshape({B, -1}).mean(1);  // eps-MSE [B]
+      return with_terms(ObjectiveResult{simple + o.hybrid_lambda() * nelbo / D, nelbo.detach()}, s);
+    }
+    // D3PM: L_vb + lambda CE, CE = -log p_theta(x0 | x_t) at the sampled t; all per dimension.
+    auto ce = p.reconstruction(x0, s.xt, s.t, s.pred).reshape({B, -1}).mean(1);  // [B]
+    return with_terms(ObjectiveResult{nelbo / D + o.hybrid_lambda() * ce, nelbo.detach()}, s);
+  };
+}
+
+// classifier: D-CBG's noisy-input classifier (Schiff et al. 2025, sec. 3.2): cross-entropy of the label on x_t ~ q(x_t | x0)
+// at t uniform on the training grid. The DenoiseFn is the classifier with the true labels bound in, returning
+// log p(y | x_t, t) [B] (train/evaluate.h classifier_log_prob_fn).
+Objective classifier_objective() {
+  return [](const Process& p, const DenoiseFn& f, const Tensor& x0, torch::Generator& gen) {
+    auto t = sample_train_times(p, x0.size(0), false, gen, x0.device());  // [B]
+    auto xt = p.sample_xt(x0, t, gen);
+    ObjectiveResult r{-f(p.network_input(xt, t), t), {}};  // [B] nats
+    r.t = t;
+    return r;
+  };
+}
+
+}  // namespace
+
+Objective make_objective(const ObjectiveOptions& o, const Process& process, std::shared_ptr<LossAwareTimes> loss_aware) {
+  const std::string name = o.name();
+  check_time_sampling(o, process, bool(loss_aware));
+  if (name == "elbo" || name == "masked-ce") return elbo_objective(o, std::move(loss_aware));
+  if (name == "simple" || name == "weighted") require_gaussian(process, name);
+  if (name == "simple") return simple_objective();
   if (name == "weighted") {
-    require_gaussian(process, name);
     if (o.weighting() == "edm" && !process.continuous_time())
       throw ConfigError("config: field 'objective.weighting' 'edm' needs a continuous-time process (process.steps 0)");
-    return [o](const Process& p, const DenoiseFn& f, const Tensor& x0, torch::Generator& gen) {
-      auto& g = require_gaussian(p, "weighted");
-      auto t = o.weighting() == "edm" ? edm_train_times(g, x0.size(0), o, gen, x0.device())
-                                      : sample_train_times(p, x0.size(0), o.low_discrepancy(), gen, x0.device());
-      auto xt = g.sample_xt(x0, t, gen);
-      auto x0_hat = predict(g, f, xt, t);
-      auto z0 = g.embed(x0);  // x0 in the state space (codes for gaussian-embed)
-      auto v = g.at(t, z0);
-      // min-SNR-gamma: min(SNR, gamma) ||x0 - x0_hat||^2; likelihood: -SNR'(t)/2 ||x0 - x0_hat||^2;
-      // flow-matching: ||u - u_hat||^2 = (alpha' - sigma' alpha / sigma)^2 ||x0 - x0_hat||^2 (u = alpha' x0 + sigma'
-      // eps at the same x_t; Lipman et al. 2023's conditional flow-matching loss, 1 / t^2 on the rectified-flow path).
-      // edm: t from EDM's log-normal noise levels, lambda(s~) = (s~^2 + sd^2) / (s~ sd)^2 (Karras et al. 2022, Table 1).
-      auto w = o.weighting() == "min-snr"      ? torch::clamp_max(v.snr(), o.min_snr_gamma())
-               : o.weighting() == "likelihood" ? -0.5 * v.dsnr()
-               : o.weighting() == "edm"        ? edm_weight(g, v)
-                                               : (v.dlog_alpha * v.alpha - v.dsigma2 / (2.0 * v.sigma) * v.alpha / v.sigma).square();
-      ObjectiveResult r{sum_dims(w * (z0 - x0_hat).pow(2)) / dims(x0), {}};
-      r.t = t;
-      return r;
-    };
+    return weighted_objective(o);
   }
-  if (name == "hybrid") {
-    // One network call: the simple / CE term is read off the same (t, x_t, prediction) as the bound's term.
-    return [o](const Process& p, const DenoiseFn& f, const Tensor& x0, torch::Generator& gen) {
-      auto s = one_call_elbo(p, f, x0, gen, o);
-      auto nelbo = s.terms.total();  // [B] nats
-      const double D = dims(x0);
-      const int64_t B = x0.size(0);
-      if (auto* g = dynamic_cast<const GaussianProcess*>(&p)) {  // iDDPM: L_simple + lambda L_vlb
-        auto z0 = g->embed(x0);  // x0 in the state space (codes for gaussian-embed)
-        auto simple = (g->at(s.t, z0).snr() * (z0 - s.pred).pow(2)).reshape({B, -1}).mean(1);  // eps-MSE [B]
-        return with_terms(ObjectiveResult{simple + o.hybrid_lambda() * nelbo / D, nelbo.detach()}, s);
-      }
-      // D3PM: L_vb + lambda CE, CE = -log p_theta(x0 | x_t) at the sampled t; all per dimension.
-      auto ce = p.reconstruction(x0, s.xt, s.t, s.pred).reshape({B, -1}).mean(1);  // [B]
-      return with_terms(ObjectiveResult{nelbo / D + o.hybrid_lambda() * ce, nelbo.detach()}, s);
-    };
-  }
-  if (name == "classifier") {
-    // D-CBG's noisy-input classifier (Schiff et al. 2025, sec. 3.2): cross-entropy of the label on x_t ~ q(x_t | x0)
-    // at t uniform on the training grid. The DenoiseFn is the classifier with the true labels bound in, returning
-    // log p(y | x_t, t) [B] (train/evaluate.h classifier_log_prob_fn).
-    return [](const Process& p, const DenoiseFn& f, const Tensor& x0, torch::Generator& gen) {
-      auto t = sample_train_times(p, x0.size(0), false, gen, x0.device());  // [B]
-      auto xt = p.sample_xt(x0, t, gen);
-      ObjectiveResult r{-f(p.network_input(xt, t), t), {}};  // [B] nats
-      r.t = t;
-      return r;
-    };
-  }
+  if (name == "hybrid") return hybrid_objective(o);
+  if (name == "classifier") return classifier_objective();
   throw ConfigError("config: field 'objective.name' unknown objective '" + name + "'");
 }
 
