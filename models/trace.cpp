@@ -1,8 +1,9 @@
-// TorchScript tracing of a DenoiserNet into a torch::jit::Module whose forward(x_t, t[, y]) works at any batch size.
+// TorchScript tracing of a DenoiserNet into a torch::jit::Module whose forward(x_t, t[, y][, estimate]) works at any batch size.
 #include "models/trace.h"
 
 #include <torch/csrc/jit/frontend/tracer.h>
 
+#include <stdexcept>
 #include <string>
 
 namespace gsdiff {
@@ -33,7 +34,9 @@ void detach_copies(torch::jit::Module& m) {
 }  // namespace
 
 torch::jit::Module trace_model(DenoiserNet model, const torch::Tensor& x, const torch::Tensor& t,
-                               const torch::Tensor& y) {
+                               const torch::Tensor& y, const torch::Tensor& estimate) {
+  if (estimate.defined() && !model->self_conditioned())
+    throw std::invalid_argument("trace_model: an estimate input needs a self-conditioned model (model.self_condition)");
   const bool was_training = model->is_training();
   model->eval();
   auto cu = std::make_shared<torch::jit::CompilationUnit>();
@@ -47,9 +50,15 @@ torch::jit::Module trace_model(DenoiserNet model, const torch::Tensor& x, const 
     inputs.emplace_back(y);
     names.emplace_back("y");
   }
+  if (estimate.defined()) {
+    inputs.emplace_back(estimate);
+    names.emplace_back("estimate");
+  }
+  const bool has_y = y.defined(), has_est = estimate.defined();
   auto fn = [&](torch::jit::Stack in) -> torch::jit::Stack {
-    if (in.size() == 3) return {model->forward(in[0].toTensor(), in[1].toTensor(), in[2].toTensor())};
-    return {model->forward(in[0].toTensor(), in[1].toTensor())};
+    torch::Tensor yy = has_y ? in[2].toTensor() : torch::Tensor();
+    if (has_est) return {model->forward_self_cond(in[0].toTensor(), in[1].toTensor(), yy, in.back().toTensor())};
+    return {model->forward(in[0].toTensor(), in[1].toTensor(), yy)};
   };
   std::shared_ptr<torch::jit::tracer::TracingState> state;
   try {

@@ -79,7 +79,9 @@ int cmd_export(int argc, char** argv) {
   // A prior draw has the state's shape and dtype (gaussian-embed's state is [2, L, d], not the data's [2, L]).
   auto gen = at::detail::createCPUGenerator(0);
   auto x = r.process->sample_prior(ex, r.process->space() == Space::Continuous ? torch::kFloat32 : torch::kLong, gen);
-  export_model(r.model, meta, x, torch::full({2}, 0.5), args["out"].as<std::string>());
+  auto t = torch::full({2}, 0.5);
+  auto est = r.model->self_conditioned() ? example_estimate(*r.process, r.model, x, t) : torch::Tensor();
+  export_model(r.model, meta, x, t, args["out"].as<std::string>(), est);
   std::cerr << "wrote " << args["out"].as<std::string>() << " (step " << r.step << (r.used_ema ? ", EMA" : "") << ")\n";
   return 0;
 }

@@ -67,7 +67,7 @@ void sample_export_to_file(const std::string& model_path, const std::string& sam
   auto shape = ex.meta.at("data_shape").get<std::vector<int64_t>>();
   SamplerOptions o = opts;
   o.denoiser_uses_t = ex.meta.at("model").value("time_conditioning", true);  // the exported network's option
-  sample_fn_to_file(*process, jit_denoise_fn(ex.module), shape, process->num_categories(), sampler, o, num, steps,
+  sample_fn_to_file(*process, export_denoise_fn(*process, ex), shape, process->num_categories(), sampler, o, num, steps,
                     grid, seed, out, make_hook ? make_hook(*process, shape) : StepHook{}, extras);
 }
 

@@ -84,7 +84,8 @@ Trainer::Trainer(Config cfg, TrainerEnv env)
   }
   if (T.ema_decay() > 0) ema_ = std::make_unique<Ema>(*model_, *flat_, T.ema_decay(), T.ema_warmup());
   process_params_ = std::make_unique<ProcessParams>(*process_, env_.device, T.beta1(), T.beta2(), T.adam_eps());
-  if (model_->self_conditioned() && process_->options_json().value("schedule", "") == "learned-logsnr")
+  const auto schedule = process_->options_json().value("schedule", nlohmann::json());  // a name, or an object (discrete)
+  if (model_->self_conditioned() && schedule.is_string() && schedule == "learned-logsnr")
     throw ConfigError("model.self_condition: not with process.schedule 'learned-logsnr' (the estimate is read at the "
                       "network's time, which the learned schedule remaps to its noise level)");
   if (!process_params_->empty() && cfg_.objective.name() != "elbo")

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdio>
 #include <filesystem>
@@ -66,6 +67,33 @@ TEST(CliExport, ExportSampleFromTheExportSwitchAndOde) {
   ASSERT_EQ(es.rc, 0) << es.out;
   EXPECT_EQ(last_json(es.out).value("switch", 0.0), 0.4);
   std::filesystem::remove_all(d);
+}
+
+// A self-conditioned text model (model.self_condition): `gsdiff export` writes forward(x_t, t, estimate), and
+// `gsdiff sample --model` feeds each call's p(x0 | x_t) to the next as sampling from the checkpoint does: the same
+// seed gives the same text, character for character (tokens: no float tolerance in the comparison).
+TEST(CliExport, SelfConditionedExportSamplesAsTheCheckpoint) {
+  if (gsdiff::testing::gcide_text8().empty()) GTEST_SKIP() << "no GCIDE text (dict-gcide)";
+  const std::string out = gsdiff::testing::fresh_out_dir("cli_export_sc");
+  auto tr = run_cli("train --config " + std::string(GSDIFF_SOURCE_DIR) + "/configs/text8-absorbing.json --set train.steps=3"
+                    " --set model.self_condition=true --set model.dim=32 --set model.depth=1 --set model.num_heads=2"
+                    " --set model.cond_dim=16 --set model.dropout=0.0 --set data.seq_len=16 --set data.batch_size=4"
+                    " --set data.path=" + gsdiff::testing::gcide_text8() + " --set data.train_frac=0.9 --set data.valid_frac=0.95"
+                    " --set train.ema_decay=0 --set sample.num=0 --set train.checkpoint_every=0 --set train.log_every=1"
+                    " --set train.tensorboard=false --threads 1 --quiet --out " + out);
+  ASSERT_EQ(tr.rc, 0) << tr.out;
+  const std::string ck = out + "/ckpt-00000003.gsdiff";
+  auto ex = run_cli("export --checkpoint " + ck + " --out " + out + "/m.pt");
+  ASSERT_EQ(ex.rc, 0) << ex.out;
+  const std::string common = " --sampler ancestral --steps 12 --num 4 --seed 3 --threads 1 --out ";
+  auto a = run_cli("sample --model " + out + "/m.pt" + common + out + "/a.txt");
+  ASSERT_EQ(a.rc, 0) << a.out;
+  auto b = run_cli("sample --checkpoint " + ck + " --no-ema" + common + out + "/b.txt");
+  ASSERT_EQ(b.rc, 0) << b.out;
+  const auto ta = gsdiff::testing::bytes_of(out + "/a.txt"), tb = gsdiff::testing::bytes_of(out + "/b.txt");
+  EXPECT_EQ(std::count(ta.begin(), ta.end(), '\n'), 4) << ta;
+  EXPECT_EQ(ta, tb);
+  std::filesystem::remove_all(out);
 }
 
 }  // namespace
