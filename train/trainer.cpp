@@ -235,20 +235,13 @@ void Trainer::inject_fault() {
   });
 }
 
-bool Trainer::step() {
+// Phases 1-3 of a step: batches, loss and backward, accumulated over micro-batches (sums stay on the device: no host
+// sync). Data parallel: buckets are all-reduced during the last micro-batch's backward, the last one with this
+// rank's statistics and stop request in its header.
+Trainer::StepSums Trainer::forward_backward() {
   const auto& T = cfg_.train;
-  const double t0 = now_s();
-  model_->train();
-  flat_->zero_grad();
-  process_params_->zero_grad();
-  if (env_.dist) env_.dist->set_progress(step_ + 1);  // what the heartbeat reports (naming a stuck rank)
-
-  // Phase 1+2: batches and loss, accumulated over micro-batches (sums stay on the device: no host sync).
   const auto f64 = torch::TensorOptions().dtype(torch::kFloat64).device(env_.device);
-  // [] float64 each: loss, and the sum and sum of squares of the per-example bound estimates in bits
-  torch::Tensor loss_acc = torch::zeros({}, f64), nelbo_acc = torch::zeros({}, f64), nelbo_sq = torch::zeros({}, f64);
-  double examples = 0;
-  int64_t nelbo_n = 0;
+  StepSums m{torch::zeros({}, f64), torch::zeros({}, f64), torch::zeros({}, f64)};  // [] float64 each
   step_batches_.clear();
   for (int64_t a = 0; a < T.accumulate(); ++a) {
     auto batch = loader_->next();
@@ -257,102 +250,128 @@ bool Trainer::step() {
     ObjectiveResult r = micro_objective(batch);
     auto loss = r.loss.mean() / double(T.accumulate());
     if (cfg_.debug.nan_at_step() == step_ + 1) loss = loss * std::nan("");
-    loss_acc += loss.detach().to(torch::kFloat64);
-    examples += double(x0.size(0));
+    m.loss += loss.detach().to(torch::kFloat64);
+    m.examples += double(x0.size(0));
     if (r.nelbo.defined()) {
       auto bits = r.nelbo.detach().to(torch::kFloat64) / (double(x0[0].numel()) * std::log(2.0));  // [B]
-      nelbo_acc += bits.sum();
-      nelbo_sq += bits.square().sum();
-      nelbo_n += x0.size(0);
+      m.bits += bits.sum();
+      m.bits_sq += bits.square().sum();
+      m.bits_n += x0.size(0);
     }
-    // Phase 3: backward (data parallel: buckets are all-reduced during the last micro-batch's backward, the
-    // last one with this rank's statistics and stop request in its header).
     const bool last = a + 1 == T.accumulate();
     if (grad_sync_) grad_sync_->set_enabled(last);
-    if (grad_sync_ && last) write_sync_header(loss_acc, nelbo_acc, nelbo_sq, nelbo_n, examples);
+    if (grad_sync_ && last) write_sync_header(m.loss, m.bits, m.bits_sq, m.bits_n, m.examples);
     if (last) inject_fault();
     process_->set_variance_target(r.t, r.loss);  // a learned schedule's shape: the gradient of E[L^2]
     loss.backward();
     process_->set_variance_target({}, {});
   }
+  return m;
+}
 
-  // Phase 4: average gradients across ranks, then clip and check; a non-finite loss or gradient norm skips
-  // the update entirely (a NaN on any rank reaches every rank through the average, so all skip together).
+// Phase 4: gradients averaged across ranks and clipped; the step's figures read back in one host sync (data
+// parallel: the global batch's, from the header's means over ranks) with the agreed stop request.
+Trainer::StepFigures Trainer::reduce_gradients(const StepSums& m) {
   if (grad_sync_) grad_sync_->finish();
   process_params_->reduce(env_.dist.get());
-  const double max_norm = T.grad_clip() > 0 ? T.grad_clip() : std::numeric_limits<double>::infinity();
-  // One host sync. Data parallel: the global batch's figures, from the header's means over ranks.
-  auto stats = grad_sync_ ? flat_->grad_header().narrow(0, 0, kSyncSlots).to(f64) : torch::stack({loss_acc, nelbo_acc, nelbo_sq});
+  const auto f64 = torch::TensorOptions().dtype(torch::kFloat64).device(env_.device);
+  auto stats = grad_sync_ ? flat_->grad_header().narrow(0, 0, kSyncSlots).to(f64) : torch::stack({m.loss, m.bits, m.bits_sq});
   auto host = torch::cat({stats, flat_->grad_norm().to(f64).reshape({1})}).to(torch::kCPU);
   const double* h = host.data_ptr<double>();
   const double W = double(world());
-  double loss_sum = h[kSyncLoss], nelbo_bits = h[kSyncBits], nelbo_bits_sq = h[kSyncBitsSq];
-  const double grad_norm = h[host.numel() - 1];
+  StepFigures f{h[kSyncLoss], h[kSyncBits], h[kSyncBitsSq], m.examples, h[host.numel() - 1], m.bits_n};
   if (grad_sync_) {  // means over ranks -> the global batch: the mean loss, the summed bound terms and counts
-    nelbo_bits *= W, nelbo_bits_sq *= W, examples = h[kSyncExamples] * W;
-    nelbo_n = int64_t(std::llround(h[kSyncBitsN] * W));
+    f.bits *= W, f.bits_sq *= W, f.examples = h[kSyncExamples] * W;
+    f.bits_n = int64_t(std::llround(h[kSyncBitsN] * W));
     stop_ = h[kSyncStop] > 0;
   } else {
     stop_ = stop_requested().load();
   }
-  flat_->clip_to(grad_norm, max_norm);  // as clip_grad_norm_, one norm over the flat gradient
-  fold_loss_aware(std::isfinite(loss_sum) && std::isfinite(grad_norm));
-  ++step_;
-  losses_.push_back(loss_sum);
-  if (!std::isfinite(loss_sum) || !std::isfinite(grad_norm)) {
-    flat_->zero_grad();
-    process_params_->zero_grad();
-    ++skipped_;
-    const char* what = std::isfinite(loss_sum) ? "gradient" : "loss";
-    if (!diagnosed_) {  // the run's first non-finite step says which term and which t (trainer_diagnose.cpp)
-      diagnosed_ = true;
-      first_nonfinite_ = diagnose_nonfinite(step_batches_);
-      step_batches_.clear();
-      if (is_main()) {
-        metrics_.append(nlohmann::json{{"step", step_}, {"nonfinite", first_nonfinite_}}.dump() + "\n");
-        if (env_.verbose) {
-          progress_clear();
-          std::cerr << "step " << step_ << ": non-finite " << what << ", update skipped; first cause: "
-                    << describe_nonfinite(first_nonfinite_) << "\n";
-        }
-      }
-    } else if (env_.verbose && is_main()) {
-      progress_clear();
-      std::cerr << "step " << step_ << ": non-finite " << what << ", update skipped\n";
-    }
-    if (++consecutive_skips_ >= T.max_consecutive_skips())
-      throw std::runtime_error("training diverged: " + std::to_string(consecutive_skips_) +
-                               " consecutive steps with a non-finite loss or gradient (last at step " +
-                               std::to_string(step_) + "); the first non-finite step: " +
-                               describe_nonfinite(first_nonfinite_));
-    return false;
-  }
-  consecutive_skips_ = 0;
+  const double max_norm = cfg_.train.grad_clip() > 0 ? cfg_.train.grad_clip() : std::numeric_limits<double>::infinity();
+  flat_->clip_to(f.grad_norm, max_norm);  // as clip_grad_norm_, one norm over the flat gradient
+  return f;
+}
 
-  // Phase 5: update (LR schedule, AdamW or SGD, EMA).
+// A non-finite loss or gradient norm skips the update entirely (a NaN on any rank reaches every rank through the
+// average, so all skip together); the run's first says which term and which t (trainer_diagnose.cpp).
+void Trainer::skip_nonfinite(const StepFigures& f) {
+  flat_->zero_grad();
+  process_params_->zero_grad();
+  ++skipped_;
+  const char* what = std::isfinite(f.loss) ? "gradient" : "loss";
+  if (!diagnosed_) {
+    diagnosed_ = true;
+    first_nonfinite_ = diagnose_nonfinite(step_batches_);
+    step_batches_.clear();
+    if (is_main()) {
+      metrics_.append(nlohmann::json{{"step", step_}, {"nonfinite", first_nonfinite_}}.dump() + "\n");
+      if (env_.verbose) {
+        progress_clear();
+        std::cerr << "step " << step_ << ": non-finite " << what << ", update skipped; first cause: "
+                  << describe_nonfinite(first_nonfinite_) << "\n";
+      }
+    }
+  } else if (env_.verbose && is_main()) {
+    progress_clear();
+    std::cerr << "step " << step_ << ": non-finite " << what << ", update skipped\n";
+  }
+  if (++consecutive_skips_ >= cfg_.train.max_consecutive_skips())
+    throw std::runtime_error("training diverged: " + std::to_string(consecutive_skips_) +
+                             " consecutive steps with a non-finite loss or gradient (last at step " +
+                             std::to_string(step_) + "); the first non-finite step: " + describe_nonfinite(first_nonfinite_));
+}
+
+// Phase 5: the update (LR schedule, AdamW or SGD, a learned schedule's Adam, EMA); returns the learning rate.
+double Trainer::update() {
   const double lr = lr_at(updates_);
   if (optimizer_) {
     optimizer_->options().lr = lr;
     optimizer_->step();
   } else {
-    flat_sgd_step(*flat_, lr, T.weight_decay());
+    flat_sgd_step(*flat_, lr, cfg_.train.weight_decay());
   }
   if (process_params_->finite()) process_params_->step(lr);
   if (ema_) ema_->update(*model_);
   ++updates_;
+  return lr;
+}
 
-  // Phase 6: record.
-  last_grad_norm_ = grad_norm, last_lr_ = lr;
-  win_loss_ += loss_sum;
-  win_examples_ += examples;
-  win_seconds_ += now_s() - t0;
+// Phase 6: the log window, the progress bar and (every log_every steps) a metrics line.
+void Trainer::record(const StepFigures& f, double lr, double seconds) {
+  last_grad_norm_ = f.grad_norm, last_lr_ = lr;
+  win_loss_ += f.loss;
+  win_examples_ += f.examples;
+  win_seconds_ += seconds;
   ++win_steps_;
-  if (nelbo_n > 0) win_bits_ += nelbo_bits, win_bits_sq_ += nelbo_bits_sq, win_bits_n_ += nelbo_n;
-  last_bits_ = nelbo_n > 0 ? nelbo_bits / double(nelbo_n) : NAN;  // this step's batch mean
+  if (f.bits_n > 0) win_bits_ += f.bits, win_bits_sq_ += f.bits_sq, win_bits_n_ += f.bits_n;
+  last_bits_ = f.bits_n > 0 ? f.bits / double(f.bits_n) : NAN;  // this step's batch mean
   // The bar shows the running mean over the log interval so far: one step's estimate is one random
   // T-weighted term per example, far noisier than the bound it estimates.
-  if (is_main()) progress(loss_sum, win_bits_n_ ? win_bits_ / double(win_bits_n_) : NAN, examples);
-  if (T.log_every() > 0 && step_ % T.log_every() == 0 && is_main()) log(win_loss_ / win_steps_, grad_norm, lr, win_examples_, win_seconds_);
+  if (is_main()) progress(f.loss, win_bits_n_ ? win_bits_ / double(win_bits_n_) : NAN, f.examples);
+  const auto& T = cfg_.train;
+  if (T.log_every() > 0 && step_ % T.log_every() == 0 && is_main())
+    log(win_loss_ / win_steps_, f.grad_norm, lr, win_examples_, win_seconds_);
+}
+
+bool Trainer::step() {
+  const double t0 = now_s();
+  model_->train();
+  flat_->zero_grad();
+  process_params_->zero_grad();
+  if (env_.dist) env_.dist->set_progress(step_ + 1);  // what the heartbeat reports (naming a stuck rank)
+  const StepSums sums = forward_backward();
+  const StepFigures f = reduce_gradients(sums);
+  const bool finite = std::isfinite(f.loss) && std::isfinite(f.grad_norm);
+  fold_loss_aware(finite);
+  ++step_;
+  losses_.push_back(f.loss);
+  if (!finite) {
+    skip_nonfinite(f);
+    return false;
+  }
+  consecutive_skips_ = 0;
+  const double lr = update();
+  record(f, lr, now_s() - t0);
   return true;
 }
 

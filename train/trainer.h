@@ -104,6 +104,22 @@ class Trainer {
   const LossAwareTimes* loss_aware() const { return loss_aware_.get(); }  // null unless loss-aware
 
  private:
+  // One step's device-side sums over its micro-batches ([] float64: loss, bound bits and their squares) and counts.
+  struct StepSums {
+    torch::Tensor loss, bits, bits_sq;
+    double examples = 0;
+    int64_t bits_n = 0;
+  };
+  // The same on the host after the gradient all-reduce (the global batch's), with the gradient norm before clipping.
+  struct StepFigures {
+    double loss, bits, bits_sq, examples, grad_norm;
+    int64_t bits_n;
+  };
+  StepSums forward_backward();                         // phases 1-3 of step()
+  StepFigures reduce_gradients(const StepSums& sums);  // phase 4: all-reduce, one host sync, clip
+  void skip_nonfinite(const StepFigures& f);           // a non-finite step: no update, a diagnosis, maybe divergence
+  double update();                                     // phase 5: the optimizer and EMA; returns the learning rate
+  void record(const StepFigures& f, double lr, double seconds);  // phase 6
   void log(double loss, double grad_norm, double lr, double examples, double seconds);  // window: bits_* below
   void open_records();  // rank 0: metrics.jsonl, config.json, TensorBoard, the progress bar (trainer_record.cpp)
   void progress(double loss, double bits, double examples);  // one step on the progress bar, if shown
@@ -118,8 +134,8 @@ class Trainer {
   void log_last();      // the window since the last metrics line, at the run's last step
   void seed_micro_batch(const data::Batch& batch);  // trainer.cpp: the generators from (seed, epoch, global batch)
   ObjectiveResult micro_objective(const data::Batch& batch);  // seeded loss of one micro-batch (with graph)
-  DenoiseFn train_denoise_fn(const torch::Tensor& y);
-  void check_classifier_run() const;                          // objective classifier <=> a classifier model         // the network for one micro-batch (self-conditioning)
+  DenoiseFn train_denoise_fn(const torch::Tensor& y);  // the network for one micro-batch (self-conditioning)
+  void check_classifier_run() const;                   // objective classifier <=> a classifier model
   // Re-runs a non-finite step's micro-batches with their seeds and finds the first example whose loss term, or
   // whose gradient (by bisection over examples), is not finite: {stage, term, t, example, ...} (trainer_diagnose.cpp).
   nlohmann::json diagnose_nonfinite(const std::vector<data::Batch>& batches);
