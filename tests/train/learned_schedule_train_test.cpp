@@ -42,7 +42,9 @@ TEST(LearnedScheduleTrainer, TrainsResumesBitForBitAndRestores) {
     Trainer t(learned_cfg(12), testing::quiet_env(dir, "auto"));
     t.run(until);
     parts.insert(parts.end(), t.losses().begin(), t.losses().end());
-    if (until == 12) EXPECT_EQ(values_of(t.process()), trained);
+    if (until == 12) {
+      EXPECT_EQ(values_of(t.process()), trained);
+    }
   }
   ASSERT_EQ(parts.size(), 12u);
   for (size_t i = 0; i < 12; ++i) EXPECT_EQ(full.losses()[i], parts[i]) << "step " << i + 1;
