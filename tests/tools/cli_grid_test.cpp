@@ -44,6 +44,25 @@ TEST(CliGrid, KarrasLevelsSampleAndBadGridsAreNamed) {
   EXPECT_NE(bad.out.find("--grid: expected uniform, quadratic or karras, got 'cubic'"), std::string::npos) << bad.out;
 }
 
+// EDM's sampling budget (Karras et al. 2022: 18 levels, 35 network calls; Heun at every level but the last step,
+// which denoises) from each shipped EDM variant's config as it is, VP and VE: `--steps 18` on the Karras grid.
+// The VE variant's t_min > 0 is what makes it 35: at t_min = 0 the lowest level is t = 0 itself, and it took 33.
+TEST(CliGrid, EdmConfigsSampleEighteenLevelsInThirtyFiveCalls) {
+  if (!std::filesystem::exists("/usr/share/datasets/fashion-mnist")) GTEST_SKIP() << "no Fashion-MNIST";
+  for (const std::string name : {"edm-fashion", "edm-ve-fashion"}) {
+    const std::string out = fresh_out_dir("grid_35_" + name);
+    auto tr = run_cli("train --config " + std::string(GSDIFF_SOURCE_DIR) + "/configs/" + name + ".json --set train.steps=0"
+                      " --set sample.num=0 --set model.ch=8 --set 'model.ch_mult=[1]' --set model.num_res_blocks=1"
+                      " --set 'model.attn_resolutions=[]' --set model.num_groups=4 --set train.tensorboard=false"
+                      " --threads 1 --quiet --out " + out);
+    ASSERT_EQ(tr.rc, 0) << name << "\n" << tr.out;
+    auto s = run_cli("sample --checkpoint " + out + "/ckpt-00000000.gsdiff --sampler heun --grid karras --steps 18 --num 1"
+                     " --threads 1 --out " + out + "/s.png");
+    ASSERT_EQ(s.rc, 0) << name << "\n" << s.out;
+    EXPECT_NE(s.out.find("network calls 35 "), std::string::npos) << name << "\n" << s.out;
+  }
+}
+
 // The samplers' own flags reach them: EDM's churn and DPM-Solver++'s order and SDE noise change the samples of a
 // seed (churn 0 and order 2, eta 0 are the defaults: the same bytes as without the flags), and they are refused for
 // other samplers and for an empty churn range, by name.
