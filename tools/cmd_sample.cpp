@@ -94,6 +94,8 @@ std::shared_ptr<const StepGuidance> classifier_guidance(const cxxopts::ParseResu
   return discrete_cbg(model_denoise_fn(c.model), y, gamma);
 }
 
+double flow_eta_flag(const cxxopts::ParseResult& args) { return args.count("flow-eta") ? args["flow-eta"].as<double>() : -1.0; }
+
 // `gsdiff sample --checkpoint` through a DenoiseFn: guidance, expert switching, conditioning, any sampler and grid.
 void sample_checkpoint_with_fn(const cxxopts::ParseResult& args, Restored& r, const SampleRequest& req) {
   const bool conditional = args.count("class") > 0, discrete = r.process->space() == Space::Discrete;
@@ -126,7 +128,7 @@ void sample_checkpoint_with_fn(const cxxopts::ParseResult& args, Restored& r, co
   auto hook = condition_hook(args, *r.process, {ds->kind(), ds->example_shape(), ds->categories(), takes_tokens(*r.process)});
   sample_fn_to_file(*r.process, f, ds->example_shape(), r.process->num_categories(), args["sampler"].as<std::string>(), so,
                     req.num, req.steps, args["grid"].as<std::string>(), req.seed, args["out"].as<std::string>(), hook,
-                    {filter_from_flags(args), blocks_from_flags(args)});
+                    {filter_from_flags(args), blocks_from_flags(args), flow_eta_flag(args)});
 }
 
 }  // namespace
@@ -185,6 +187,8 @@ int cmd_sample(int argc, char** argv) {
        "(Ho & Salimans 2022; 0 = the conditional model). Discrete models: D-CFG's gamma (Schiff et al. 2025), each reverse "
        "step p(x_s | x_t, y)^gamma p(x_s | x_t)^(1 - gamma) per position (1 = the conditional model, 0 = the "
        "unconditional one; gamma = 1 + w). Without it: the conditional model", NumFlag::Real, -1e6, 1e6},
+      {"flow-eta", "discrete-flow processes: Campbell et al.'s stochasticity eta at sampling (every eta generates the "
+       "same path)", NumFlag::Real, 0, 1e6, false, false, "the process's own eta"},
       {"resample", "conditioning: RePaint rounds per step (Lugmayr et al. 2022): re-noise x_s to x_t and redo the step",
        NumFlag::Int64, 0, 1e6, false, false, "the replacement method alone", "0"},
       {"threads", "intra-op threads", NumFlag::Int, 0, 1 << 16, false, false, "$GSDIFF_THREADS when set, else all cores", "0"}};
@@ -212,7 +216,7 @@ int cmd_sample(int argc, char** argv) {
                             check_sampling_flags(args, p, shape);
                             return condition_hook(args, p, export_data_spec(p, shape));
                           },
-                          {filter_from_flags(args), blocks_from_flags(args)});
+                          {filter_from_flags(args), blocks_from_flags(args), flow_eta_flag(args)});
     std::cerr << "wrote " << args["out"].as<std::string>() << "\n";
     return 0;
   }
@@ -228,6 +232,7 @@ int cmd_sample(int argc, char** argv) {
   SampleRequest req;
   req.device = parse_device(args["device"].as<std::string>());
   auto r = restore_for_inference(args["checkpoint"].as<std::string>(), !args.count("no-ema"), req.device);
+  r.process = with_flow_eta(std::move(r.process), flow_eta_flag(args));
   req.num = args.count("num") ? args["num"].as<int64_t>() : r.config.sample.num();
   req.steps = args.count("steps") ? args["steps"].as<int64_t>() : r.config.sample.steps();
   req.seed = args.count("seed") ? args["seed"].as<uint64_t>() : r.config.sample.seed();

@@ -12,6 +12,7 @@
 #include "sample/export.h"
 #include "sample/guidance.h"
 #include "sample/writers.h"
+#include "tools/flags.h"
 #include "tools/sample_util.h"
 
 namespace gsdiff::cli {
@@ -58,12 +59,22 @@ void sample_fn_to_file(const Process& process, const DenoiseFn& f, const std::ve
   write_samples(out, x, categories);
 }
 
+std::unique_ptr<Process> with_flow_eta(std::unique_ptr<Process> p, double flow_eta) {
+  if (flow_eta < 0) return p;
+  if (p->name() != "discrete-flow")
+    throw UsageError("--flow-eta: an option of discrete-flow processes (Campbell et al.'s stochasticity), not of " + p->name());
+  auto j = p->options_json();
+  j["name"] = p->name();
+  j["eta"] = flow_eta;
+  return make_process(j);
+}
+
 void sample_export_to_file(const std::string& model_path, const std::string& sampler, const SamplerOptions& opts,
                            int64_t num, int64_t steps, const std::string& grid, uint64_t seed,
                            const std::string& out, const HookMaker& make_hook, const SampleExtras& extras) {
   auto ex = load_export(model_path, opts.device);
   register_builtins();
-  auto process = make_process(ex.meta.at("process"));
+  auto process = with_flow_eta(make_process(ex.meta.at("process")), extras.flow_eta);
   auto shape = ex.meta.at("data_shape").get<std::vector<int64_t>>();
   SamplerOptions o = opts;
   o.denoiser_uses_t = ex.meta.at("model").value("time_conditioning", true);  // the exported network's option

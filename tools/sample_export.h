@@ -15,7 +15,13 @@ namespace gsdiff::cli {
 struct SampleExtras {
   TokenFilterOptions filter;
   BlockOptions blocks;
+  double flow_eta = -1;  // >= 0: a discrete-flow process's eta at sampling (--flow-eta); < 0: the process's own
 };
+
+// The process with a discrete-flow eta of the sampler's choice (`flow_eta` >= 0): every eta generates the same
+// probability path (Campbell et al. 2024, sec. 3.3), so a model trained at one eta samples at another. The process
+// itself when flow_eta < 0; refused, naming --flow-eta, for other processes.
+std::unique_ptr<Process> with_flow_eta(std::unique_ptr<Process> p, double flow_eta);
 
 // The step hook for a process and example shape known only once an export is loaded (e.g. a constraint); it may
 // throw to refuse flags that do not fit the process.
