@@ -131,10 +131,8 @@ void sample_checkpoint_with_fn(const cxxopts::ParseResult& args, Restored& r, co
                     {filter_from_flags(args), blocks_from_flags(args), flow_eta_flag(args)});
 }
 
-}  // namespace
-
-int cmd_sample(int argc, char** argv) {
-  cxxopts::Options o(argv[0], "Sample from a checkpoint: PNG grid (images) or one line per sample (text).");
+// The flags of `gsdiff sample`; numeric ones validated where they are parsed.
+cxxopts::ParseResult parse_sample_flags(cxxopts::Options& o, int argc, char** argv) {
   o.add_options()("checkpoint", "checkpoint file", cxxopts::value<std::string>())(
       "sampler", "ancestral | ddim | euler-maruyama | heun | dpm-solver++ | pc (continuous); ancestral | tau-leaping | euler | tweedie | mdlm-cached (discrete)",
       cxxopts::value<std::string>()->default_value("ancestral"))(
@@ -194,35 +192,41 @@ int cmd_sample(int argc, char** argv) {
       {"threads", "intra-op threads", NumFlag::Int, 0, 1 << 16, false, false, "$GSDIFF_THREADS when set, else all cores", "0"}};
   for (auto& f : sampling_num_flags()) nums.push_back(std::move(f));
   add_num_flags(o, nums);
-  auto args = parse_checked(o, argc, argv, nums);
-  if (args.count("help")) {
-    std::cout << o.help() << "\n";
-    return 0;
-  }
-  check_input_files(args, {"checkpoint", "model", "low-noise-checkpoint", "classifier", "plugin", "inpaint", "known"});
-  if (const auto g = args["grid"].as<std::string>(); g != "uniform" && g != "quadratic" && g != "karras")
-    throw UsageError("--grid: expected uniform, quadratic or karras, got '" + g + "'");
-  const bool condition = has_condition_flags(args);
-  if (args["resample"].as<int64_t>() > 0 && !condition)
-    throw UsageError("--resample needs --prompt, --suffix, --infill or --inpaint/--known (it resamples a conditioned chain)");
-  if (args.count("model") && args.count("out")) {  // the export alone (issue #7)
-    set_threads(args["threads"].as<int>());
-    SamplerOptions so = sampler_options(args);
-    so.device = parse_device(args["device"].as<std::string>());
-    sample_export_to_file(args["model"].as<std::string>(), args["sampler"].as<std::string>(), so,
-                          args.count("num") ? args["num"].as<int64_t>() : 64, args.count("steps") ? args["steps"].as<int64_t>() : 0,
-                          args["grid"].as<std::string>(), args.count("seed") ? args["seed"].as<uint64_t>() : 0, args["out"].as<std::string>(),
-                          [&args](const Process& p, const std::vector<int64_t>& shape) {
-                            check_sampling_flags(args, p, shape);
-                            return condition_hook(args, p, export_data_spec(p, shape));
-                          },
-                          {filter_from_flags(args), blocks_from_flags(args), flow_eta_flag(args)});
-    std::cerr << "wrote " << args["out"].as<std::string>() << "\n";
-    return 0;
-  }
-  if (!args.count("checkpoint") || !args.count("out")) {
-    throw UsageError("--checkpoint and --out are required (or --model and --out)");
-  }
+  return parse_checked(o, argc, argv, nums);
+}
+
+// `gsdiff sample --model`: the export alone (issue #7).
+int sample_from_export(const cxxopts::ParseResult& args) {
+  set_threads(args["threads"].as<int>());
+  SamplerOptions so = sampler_options(args);
+  so.device = parse_device(args["device"].as<std::string>());
+  sample_export_to_file(args["model"].as<std::string>(), args["sampler"].as<std::string>(), so,
+                        args.count("num") ? args["num"].as<int64_t>() : 64, args.count("steps") ? args["steps"].as<int64_t>() : 0,
+                        args["grid"].as<std::string>(), args.count("seed") ? args["seed"].as<uint64_t>() : 0, args["out"].as<std::string>(),
+                        [&args](const Process& p, const std::vector<int64_t>& shape) {
+                          check_sampling_flags(args, p, shape);
+                          return condition_hook(args, p, export_data_spec(p, shape));
+                        },
+                        {filter_from_flags(args), blocks_from_flags(args), flow_eta_flag(args)});
+  std::cerr << "wrote " << args["out"].as<std::string>() << "\n";
+  return 0;
+}
+
+// --class, --guidance and --classifier against what the checkpoint's model and process are.
+void check_guidance_flags(const cxxopts::ParseResult& args, const Restored& r, bool classifier) {
+  const bool conditional = args.count("class") > 0, guided = args.count("guidance") > 0;
+  if (classifier && r.process->space() != Space::Discrete)
+    throw std::invalid_argument("--classifier: classifier-based guidance here is D-CBG, for discrete processes");
+  if ((conditional || guided) && !classifier && r.model->num_classes() == 0)
+    throw std::invalid_argument("--class / --guidance: the checkpoint's model is not class-conditional (model.num_classes = 0)");
+  if (guided && !conditional) throw std::invalid_argument("--guidance needs --class (the class to guide towards)");
+  if (conditional && args.count("low-noise-checkpoint"))
+    throw std::invalid_argument("--class with --low-noise-checkpoint is not supported: guide one model at a time");
+}
+
+// `gsdiff sample --checkpoint`: the plain ancestral path, or (any other sampler, grid, guidance, conditioning, expert
+// switching, sampling flag) through a DenoiseFn.
+int sample_from_checkpoint(const cxxopts::ParseResult& args, bool condition) {
   make_sampler(args["sampler"].as<std::string>());  // unknown names fail here, listing the known ones
   sampler_options(args);  // a method flag for another sampler (--eta, --remask, ...) fails here, on every path
   set_threads(args["threads"].as<int>());
@@ -238,15 +242,8 @@ int cmd_sample(int argc, char** argv) {
   req.seed = args.count("seed") ? args["seed"].as<uint64_t>() : r.config.sample.seed();
   req.progress = true;
   req.print_stats = true;
-  const bool conditional = args.count("class") > 0;
-  const bool guided = args.count("guidance") > 0, classifier = args.count("classifier") > 0;
-  if (classifier && r.process->space() != Space::Discrete)
-    throw std::invalid_argument("--classifier: classifier-based guidance here is D-CBG, for discrete processes");
-  if ((conditional || guided) && !classifier && r.model->num_classes() == 0)
-    throw std::invalid_argument("--class / --guidance: the checkpoint's model is not class-conditional (model.num_classes = 0)");
-  if (guided && !conditional) throw std::invalid_argument("--guidance needs --class (the class to guide towards)");
-  if (conditional && args.count("low-noise-checkpoint"))
-    throw std::invalid_argument("--class with --low-noise-checkpoint is not supported: guide one model at a time");
+  const bool conditional = args.count("class") > 0, classifier = args.count("classifier") > 0;
+  check_guidance_flags(args, r, classifier);
   if (args["sampler"].as<std::string>() != "ancestral" || args.count("low-noise-checkpoint") || conditional || classifier ||
       condition || has_sampling_flags(args) || args["grid"].as<std::string>() != "uniform") {  // issue #7, #15, #16
     sample_checkpoint_with_fn(args, r, req);
@@ -257,6 +254,27 @@ int cmd_sample(int argc, char** argv) {
   std::cerr << "wrote " << args["out"].as<std::string>() << " (" << req.num << " samples, step " << r.step
             << (r.used_ema ? ", EMA" : "") << ")\n";
   return 0;
+}
+
+}  // namespace
+
+int cmd_sample(int argc, char** argv) {
+  cxxopts::Options o(argv[0], "Sample from a checkpoint: PNG grid (images) or one line per sample (text).");
+  auto args = parse_sample_flags(o, argc, argv);
+  if (args.count("help")) {
+    std::cout << o.help() << "\n";
+    return 0;
+  }
+  check_input_files(args, {"checkpoint", "model", "low-noise-checkpoint", "classifier", "plugin", "inpaint", "known"});
+  if (const auto g = args["grid"].as<std::string>(); g != "uniform" && g != "quadratic" && g != "karras")
+    throw UsageError("--grid: expected uniform, quadratic or karras, got '" + g + "'");
+  const bool condition = has_condition_flags(args);
+  if (args["resample"].as<int64_t>() > 0 && !condition)
+    throw UsageError("--resample needs --prompt, --suffix, --infill or --inpaint/--known (it resamples a conditioned chain)");
+  if (args.count("model") && args.count("out")) return sample_from_export(args);
+  if (!args.count("checkpoint") || !args.count("out"))
+    throw UsageError("--checkpoint and --out are required (or --model and --out)");
+  return sample_from_checkpoint(args, condition);
 }
 
 }  // namespace gsdiff::cli
