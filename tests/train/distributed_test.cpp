@@ -26,6 +26,12 @@ TEST(DistributedWorker, Run) {
       const char byte = 0;
       const ssize_t n = ::write(sv[0], &byte, 1);
       if (n != -1 || errno != EPIPE) throw std::runtime_error("write to a closed peer did not fail with EPIPE");
+      // Rank 0 hosts the store: it leaves only after rank 1 is done with it (its heartbeat connects at start-up; a
+      // store host gone before that made rank 1's create() fail: 2 of 5 runs here, both under load).
+      pg->barrier();
+      const fs::path done = fs::path(std::getenv("GSDIFF_DIST_OUT")) / "pipe-rank1-done";
+      if (rank == 1) std::ofstream(done) << "done";
+      for (int i = 0; rank == 0 && i < 400 && !fs::exists(done); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
       std::fprintf(stderr, "worker ok: EPIPE\n");
       std::fflush(nullptr);
       std::_Exit(0);
