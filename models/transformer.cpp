@@ -149,9 +149,12 @@ torch::Tensor TransformerImpl::forward(torch::Tensor x, torch::Tensor t, torch::
 torch::Tensor TransformerImpl::forward_self_cond(torch::Tensor x, torch::Tensor t, torch::Tensor y, torch::Tensor est) {
   const auto& o = options;
   const bool tokens = o.input_dim() == 0;
-  if (tokens && (x.dim() != 2 || x.scalar_type() != torch::kLong))
-    throw std::invalid_argument("Transformer: token input must be int64 [B, L], got " +
-                                std::string(c10::str(x.sizes())));
+  // Token input may also come relaxed: probabilities over the vocabulary [B, L, vocab_size], embedded as probs @ E
+  // (forward(one_hot(x)) = forward(x)); D-CBG's Taylor approximation differentiates through it.
+  const bool relaxed = tokens && x.dim() == 3 && x.is_floating_point() && x.size(2) == o.vocab_size();
+  if (tokens && !relaxed && (x.dim() != 2 || x.scalar_type() != torch::kLong))
+    throw std::invalid_argument("Transformer: token input must be int64 [B, L] or float [B, L, " +
+                                std::to_string(o.vocab_size()) + "] probabilities, got " + std::string(c10::str(x.sizes())));
   if (!tokens && (x.dim() != 3 || x.size(2) != o.input_dim() || !x.is_floating_point()))
     throw std::invalid_argument("Transformer: continuous input must be float [B, L, " + std::to_string(o.input_dim()) +
                                 "], got " + std::string(c10::str(x.sizes())));
@@ -159,7 +162,8 @@ torch::Tensor TransformerImpl::forward_self_cond(torch::Tensor x, torch::Tensor 
     throw std::invalid_argument("Transformer: sequence length " + std::to_string(x.size(1)) + " exceeds max_len " +
                                 std::to_string(o.max_len()));
 
-  auto h = tokens ? tok_embed(x) : in_proj(x);                                        // [B, L, D]
+  auto h = relaxed ? torch::matmul(x.to(tok_embed->weight.scalar_type()), tok_embed->weight)  // [B, L, D]
+            : tokens ? tok_embed(x) : in_proj(x);                                            // [B, L, D]
   if (est.defined()) {  // zeros (undefined) add nothing: skipped
     if (!sc_proj) throw std::invalid_argument("Transformer: a self-conditioning estimate needs self_condition = true");
     const int64_t e = tokens ? o.out_dim() : o.input_dim();
@@ -168,7 +172,7 @@ torch::Tensor TransformerImpl::forward_self_cond(torch::Tensor x, torch::Tensor 
                                   "], got " + std::string(c10::str(est.sizes())));
     h = h + sc_proj(est.to(h.scalar_type()));  // + [B, L, D]
   }
-  auto pos = positions_like(tokens ? x.select(0, 0) : x.select(0, 0).select(-1, 0));  // [L] = 0..L-1
+  auto pos = positions_like(tokens && !relaxed ? x.select(0, 0) : x.select(0, 0).select(-1, 0));  // [L] = 0..L-1
   torch::Tensor cos, sin;
   if (pos_embed)
     h = h + pos_embed(pos.to(torch::kLong)).unsqueeze(0);  // + [1, L, D]

@@ -57,7 +57,8 @@ TORCH_MODULE(DiTBlock);
 
 struct TransformerImpl : DenoiserNetImpl {
   explicit TransformerImpl(const TransformerOptions& options_ = TransformerOptions());
-  // x: int64 [B,L] or float [B,L,input_dim]; t [B]; y optional [B] -> [B,L,out_dim]
+  // x: int64 [B,L] (or its relaxation, float [B,L,vocab_size] probabilities) or float [B,L,input_dim]; t [B];
+  // y optional [B] -> [B,L,out_dim]
   torch::Tensor forward(torch::Tensor x, torch::Tensor t, torch::Tensor y = {}) override;
   int64_t num_classes() const override { return options.num_classes(); }
   bool uses_time() const override { return options.time_conditioning(); }

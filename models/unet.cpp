@@ -171,7 +171,10 @@ torch::Tensor UNetImpl::forward_self_cond(torch::Tensor x, torch::Tensor t, torc
   const int64_t levels = o.ch_mult().size(), C = o.in_channels();
   // Shape checks only throw; they never change the computation (safe under tracing).
   const bool cat_in = o.input_states() > 0;
-  if (x.dim() != 4 || x.size(1) != C)
+  // Categorical input may also come relaxed: probabilities over the states [B, C, H, W, input_states], embedded as
+  // probs @ E per channel (forward(one_hot(x)) = forward(x)); D-CBG's Taylor approximation differentiates through it.
+  const bool relaxed = cat_in && x.dim() == 5 && x.is_floating_point() && x.size(4) == o.input_states();
+  if (x.dim() != (relaxed ? 5 : 4) || x.size(1) != C)
     throw std::invalid_argument("UNet: expected x of shape [B, " + std::to_string(C) + ", H, W], got " +
                                 std::string(c10::str(x.sizes())));
   const int64_t div = int64_t(1) << (levels - 1);
@@ -179,13 +182,14 @@ torch::Tensor UNetImpl::forward_self_cond(torch::Tensor x, torch::Tensor t, torc
     throw std::invalid_argument("UNet: image size " + std::to_string(x.size(2)) + "x" + std::to_string(x.size(3)) +
                                 " is not divisible by 2^(levels-1) = " + std::to_string(div) +
                                 " (levels = " + std::to_string(levels) + "); use other ch_mult or pad the images");
-  if (cat_in && x.scalar_type() != torch::kLong)
-    throw std::invalid_argument("UNet: categorical input (input_states > 0) must be int64 class indices");
+  if (cat_in && !relaxed && x.scalar_type() != torch::kLong)
+    throw std::invalid_argument("UNet: categorical input (input_states > 0) must be int64 class indices [B, C, H, W] or "
+                                "float probabilities [B, C, H, W, " + std::to_string(o.input_states()) + "]");
   if (!cat_in && !x.is_floating_point())
     throw std::invalid_argument("UNet: continuous input (input_states = 0) must be floating point");
   if (est.defined()) {  // zeros (undefined) add nothing: skipped
     if (!o.self_condition()) throw std::invalid_argument("UNet: a self-conditioning estimate needs self_condition = true");
-    auto want = x.sizes().vec();
+    auto want = x.sizes().slice(0, 4).vec();
     if (cat_in) want.push_back(o.output_states());
     if (est.sizes().vec() != want)
       throw std::invalid_argument("UNet: self-conditioning estimate must be " + std::string(c10::str(at::IntArrayRef(want))) +
@@ -222,7 +226,9 @@ torch::Tensor UNetImpl::forward_self_cond(torch::Tensor x, torch::Tensor t, torc
 
   torch::Tensor h;
   if (cat_in) {
-    auto e = input_embed(x + channel_offset);      // [B, C, H, W, E]
+    auto e = relaxed ? torch::einsum("bchwk,cke->bchwe", {x.to(input_embed->weight.scalar_type()),
+                                                          input_embed->weight.view({C, o.input_states(), -1})})
+                     : input_embed(x + channel_offset);  // [B, C, H, W, E]
     if (est.defined()) e = e + sc_embed(est.to(e.scalar_type()));  // + [B, C, H, W, E]
     h = e.permute({0, 1, 4, 2, 3}).flatten(1, 2);  // [B, C*E, H, W]
     h = conv_in(h);

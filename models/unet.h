@@ -52,6 +52,8 @@ nlohmann::json unet_options_to_json(const UNetOptions& o);
 // levels (32->16->8->4); 28x28 with 3 levels (28->14->7). No padding is applied.
 struct UNetImpl : DenoiserNetImpl {
   explicit UNetImpl(const UNetOptions& options_ = UNetOptions());
+  // x: float [B, C, H, W], or int64 [B, C, H, W] states when input_states > 0 (or their relaxation, float
+  // [B, C, H, W, input_states] probabilities); t [B]; y optional [B].
   torch::Tensor forward(torch::Tensor x, torch::Tensor t, torch::Tensor y = {}) override;
   int64_t num_classes() const override { return options.num_classes(); }
   bool self_conditioned() const override { return options.self_condition(); }

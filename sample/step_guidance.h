@@ -5,6 +5,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "core/elbo.h"
 #include "core/process.h"
@@ -51,15 +52,29 @@ torch::Tensor geometric_mixture(const torch::Tensor& pa, const torch::Tensor& pb
 // One more network call per step (the unconditional one). Rates: R_c(x, y)^gamma R_u(x, y)^(1 - gamma).
 std::shared_ptr<StepGuidance> discrete_cfg(DenoiseFn uncond, double gamma);
 
+// D-CBG's options: how log p(y | x', s) is scored on the single-position changes x' of x_t (position j set to v).
+struct DcbgOptions {
+  // "exact": the classifier on every single change, D x V rows per example and step, refused above max_rows.
+  // "taylor": Schiff et al.'s first-order approximation around x_t, log p(y | x') - log p(y | x_t) ~
+  //   g[j, v] - g[j, x_j] with g = d log p(y | x, s) / d one_hot(x) [B, D, V]: one forward and one backward pass of
+  //   the classifier on the one-hot x_t (the networks take that relaxed input, forward(one_hot(x)) = forward(x)).
+  // "auto": exact when D x V <= max_rows, otherwise taylor.
+  TORCH_ARG(std::string, approximation) = "auto";
+  TORCH_ARG(int64_t, max_rows) = 1 << 16;
+};
+// The approximation's names, and the one that `o` picks for D positions of V states.
+const std::vector<std::string>& dcbg_approximations();
+std::string dcbg_approximation_for(const DcbgOptions& o, int64_t D, int64_t V);
+
 // D-CBG (Schiff et al. 2025, sec. 3.2): p^gamma(x_s | x_t, y) ∝ p(y | x_s, s)^gamma p(x_s | x_t), per position, from
 // a noisy-input classifier `classifier`: (network_input(x, s), s) -> class logits [B, C] (a "classifier" model).
-// Exact enumeration: for each position and each state v the classifier scores x_t with that one position set to v
-// (the other positions kept at x_t), D x V rows per example, refused above max_rows; Schiff et al.'s first-order
-// Taylor approximation for large D x V is not built. Exact for one position (D = 1); for D > 1 it is the paper's
-// per-position factorisation (exact as the steps shrink, when at most one position moves per step). Rates:
-// R_u(x, y) (p(y_c | y, t) / p(y_c | x, t))^gamma for y one change away from x: at gamma = 1 with the exact classifier,
-// the conditional rates (Bayes: p_t(y | c) / p_t(x | c) = p_t(y) / p_t(x) p(c | y) / p(c | x)).
-std::shared_ptr<StepGuidance> discrete_cbg(DenoiseFn classifier, torch::Tensor y, double gamma, int64_t max_rows = 1 << 16);
+// Each position's factor p(y | x_s, s) is scored on the single change of x_t that sets that position to x_s (the other
+// positions kept at x_t), exactly or by the Taylor approximation (DcbgOptions). Exact for one position (D = 1); for
+// D > 1 it is the paper's per-position factorisation (exact as the steps shrink, when at most one position moves per
+// step). Rates: R_u(x, y) (p(y_c | y, t) / p(y_c | x, t))^gamma for y one change away from x: at gamma = 1 with the
+// exact classifier, the conditional rates (Bayes: p_t(y | c) / p_t(x | c) = p_t(y) / p_t(x) p(c | y) / p(c | x)).
+std::shared_ptr<StepGuidance> discrete_cbg(DenoiseFn classifier, torch::Tensor y, double gamma,
+                                           DcbgOptions options = DcbgOptions());
 
 // The discrete ancestral chain with every step guided: x_s ~ guide(p(x_s | x_t)), from the prior to s = 0 (what
 // the "ancestral" sampler runs when SamplerOptions::guidance is set). Returns x0 [shape] int64.

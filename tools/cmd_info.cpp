@@ -13,9 +13,41 @@
 #include "tools/commands.h"
 #include "tools/flags.h"
 #include "tools/input_files.h"
+#include "sample/method_options.h"
+#include "sample/sampler.h"
+#include "sample/step_guidance.h"
+#include "train/objectives.h"
 #include "train/trainer.h"
 
 namespace gsdiff::cli {
+
+namespace {
+
+// The samplers by space with their own options (gsdiff sample's flags), the objectives, and discrete guidance.
+void print_samplers_objectives_guidance() {
+  std::cout << "samplers (gsdiff sample --sampler; a sampler's own options in brackets):\n";
+  for (const auto& [space, label] : {std::pair{Space::Continuous, "continuous"}, std::pair{Space::Discrete, "discrete"}}) {
+    std::cout << "  " << label << ":";
+    for (const auto& n : sampler_names(space)) {
+      std::cout << " " << n;
+      const auto opts = method_option_names(n);
+      if (opts.empty() || (space == Space::Continuous && n == "ancestral")) continue;  // its options are absorbing's
+      std::cout << " [";
+      for (size_t i = 0; i < opts.size(); ++i) std::cout << (i ? ", " : "") << opts[i];
+      std::cout << "]";
+    }
+    std::cout << "\n";
+  }
+  std::cout << "objectives (objective.name):\n";
+  for (const auto& [n, what] : objective_descriptions()) std::cout << "  " << n << ": " << what << "\n";
+  std::cout << "guidance of discrete models (Schiff et al. 2025):\n"
+               "  d-cfg: --class C --guidance GAMMA on a class-conditional model\n"
+               "  d-cbg: --classifier CLF --class C --guidance GAMMA; --classifier-approx";
+  for (const auto& a : dcbg_approximations()) std::cout << " " << a;
+  std::cout << "\n";
+}
+
+}  // namespace
 
 int cmd_info(int argc, char** argv) {
   cxxopts::Options o(argv[0], "List registered processes and models, or show a resolved config.");
@@ -63,6 +95,7 @@ int cmd_info(int argc, char** argv) {
     std::cout << "  " << n << "\n";
     if (defaults.count(n)) std::cout << "    defaults: " << defaults.at(n).dump() << "\n";
   }
+  print_samplers_objectives_guidance();
   return 0;
 }
 

@@ -82,7 +82,7 @@ torch::Tensor class_labels(int64_t c, int64_t C, int64_t num, const torch::Devic
 // --classifier CKPT --class C [--guidance GAMMA]: D-CBG (Schiff et al. 2025) with a classifier trained by `gsdiff
 // train` (objective classifier) on the same process; gamma defaults to 1 (the conditional law).
 std::shared_ptr<const StepGuidance> classifier_guidance(const cxxopts::ParseResult& args, const Restored& r,
-                                                        const SampleRequest& req) {
+                                                        const SampleRequest& req, at::IntArrayRef example_shape) {
   if (!args.count("class")) throw std::invalid_argument("--classifier needs --class (the class to guide towards)");
   auto c = restore_for_inference(args["classifier"].as<std::string>(), !args.count("no-ema"), req.device);
   auto* clf = as_classifier(c.model);
@@ -91,7 +91,11 @@ std::shared_ptr<const StepGuidance> classifier_guidance(const cxxopts::ParseResu
     throw std::invalid_argument("--classifier: the classifier was trained on another process than the model's");
   auto y = class_labels(args["class"].as<int64_t>(), clf->classes(), req.num, req.device);
   const double gamma = args.count("guidance") ? args["guidance"].as<double>() : 1.0;
-  return discrete_cbg(model_denoise_fn(c.model), y, gamma);
+  DcbgOptions o;
+  o.approximation(args["classifier-approx"].as<std::string>());
+  const int64_t D = c10::multiply_integers(example_shape), V = r.process->num_states();  // positions, states
+  std::cerr << "D-CBG: " << dcbg_approximation_for(o, D, V) << " scores of " << D << " positions x " << V << " states\n";
+  return discrete_cbg(model_denoise_fn(c.model), y, gamma, o);
 }
 
 double flow_eta_flag(const cxxopts::ParseResult& args) { return args.count("flow-eta") ? args["flow-eta"].as<double>() : -1.0; }
@@ -101,8 +105,9 @@ void sample_checkpoint_with_fn(const cxxopts::ParseResult& args, Restored& r, co
   const bool conditional = args.count("class") > 0, discrete = r.process->space() == Space::Discrete;
   DenoiseFn f = sampling_denoise_fn(*r.process, r.model);
   SamplerOptions so = sampler_options(args);
+  auto ds = data::make_dataset(eval_data_config(r.config));
   if (args.count("classifier")) {
-    so.guidance = classifier_guidance(args, r, req);
+    so.guidance = classifier_guidance(args, r, req, ds->example_shape());
   } else if (conditional) {
     const int64_t C = r.model->num_classes();
     auto y = class_labels(args["class"].as<int64_t>(), C, req.num, req.device);
@@ -123,7 +128,6 @@ void sample_checkpoint_with_fn(const cxxopts::ParseResult& args, Restored& r, co
   }
   so.denoiser_uses_t = r.model->uses_time() || args.count("low-noise-checkpoint") > 0;  // experts switch on t
   so.device = req.device;
-  auto ds = data::make_dataset(eval_data_config(r.config));
   check_sampling_flags(args, *r.process, ds->example_shape());
   auto hook = condition_hook(args, *r.process, {ds->kind(), ds->example_shape(), ds->categories(), takes_tokens(*r.process)});
   sample_fn_to_file(*r.process, f, ds->example_shape(), r.process->num_categories(), args["sampler"].as<std::string>(), so,
@@ -141,6 +145,9 @@ cxxopts::ParseResult parse_sample_flags(cxxopts::Options& o, int argc, char** ar
       "classifier", "discrete models: classifier-based guidance D-CBG (Schiff et al. 2025) towards --class with this "
       "classifier checkpoint (gsdiff train with model.type classifier, objective.name classifier, same process); "
       "--guidance is its gamma, p(y | x_s)^gamma p(x_s | x_t) per position (default 1)", cxxopts::value<std::string>())(
+      "classifier-approx", "D-CBG: how p(y | x_s) is scored on each single-position change of x_t: exact (the classifier "
+      "on all D x V changes, at most 65536 rows per example) | taylor (Schiff et al.'s first-order approximation: one "
+      "forward and backward pass) | auto (exact when it fits, else taylor)", cxxopts::value<std::string>()->default_value("auto"))(
       "ordinal", "tau-leaping on ordered states (blackout): add the fired jumps' displacements (many births per step)")(
       "no-ema", "use the raw weights instead of the EMA")(
       "out", "output file (.png for images, .txt for text)", cxxopts::value<std::string>())(
@@ -220,6 +227,8 @@ void check_guidance_flags(const cxxopts::ParseResult& args, const Restored& r, b
   if ((conditional || guided) && !classifier && r.model->num_classes() == 0)
     throw std::invalid_argument("--class / --guidance: the checkpoint's model is not class-conditional (model.num_classes = 0)");
   if (guided && !conditional) throw std::invalid_argument("--guidance needs --class (the class to guide towards)");
+  if (args.count("classifier-approx") && !classifier)
+    throw std::invalid_argument("--classifier-approx: applies to D-CBG, needs --classifier");
   if (conditional && args.count("low-noise-checkpoint"))
     throw std::invalid_argument("--class with --low-noise-checkpoint is not supported: guide one model at a time");
 }

@@ -189,7 +189,20 @@ Objective make_objective(const ObjectiveOptions& o, const Process& process, std:
   }
   if (name == "hybrid") return hybrid_objective(o);
   if (name == "classifier") return classifier_objective();
-  throw ConfigError("config: field 'objective.name' unknown objective '" + name + "'");
+  std::string known;
+  for (const auto& [n, what] : objective_descriptions()) known += (known.empty() ? "" : ", ") + n;
+  throw ConfigError("config: field 'objective.name' unknown objective '" + name + "'; known: " + known);
+}
+
+const std::vector<std::pair<std::string, std::string>>& objective_descriptions() {
+  static const std::vector<std::pair<std::string, std::string>> d{
+      {"elbo", "the negative ELBO per dimension, any process; time_sampling uniform | logsnr | loss-aware"},
+      {"masked-ce", "the same one-call bound as elbo (for absorbing processes: MDLM's weighted masked cross-entropy)"},
+      {"simple", "DDPM's eps-MSE (Ho et al. 2020), Gaussian processes"},
+      {"weighted", "w(t) ||x0 - x0_hat||^2, Gaussian processes; weighting min-snr | likelihood | flow-matching | edm"},
+      {"hybrid", "Gaussian: simple + lambda elbo (Nichol & Dhariwal 2021); discrete: elbo + lambda CE (Austin et al. 2021)"},
+      {"classifier", "cross-entropy of the label on x_t, for model.type classifier (D-CBG, Schiff et al. 2025)"}};
+  return d;
 }
 
 }  // namespace gsdiff

@@ -4,6 +4,9 @@
 
 #include <functional>
 #include <memory>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "core/elbo.h"
 #include "core/process.h"
@@ -40,6 +43,8 @@ using Objective = std::function<ObjectiveResult(const Process&, const DenoiseFn&
 // sampler (make_loss_aware), which the objective reads and feeds at every call (the trainer syncs and saves it).
 Objective make_objective(const ObjectiveOptions& opts, const Process& process,
                          std::shared_ptr<LossAwareTimes> loss_aware = nullptr);
+// The objective names, each with a one-line description (gsdiff info; the unknown-name error lists the names).
+const std::vector<std::pair<std::string, std::string>>& objective_descriptions();
 
 // Uniform times: grid i / T with i in 1..T (discrete time) or U(t_min, 1) (continuous), float64 [B].
 torch::Tensor sample_train_times(const Process& p, int64_t batch, bool low_discrepancy, torch::Generator& gen,

@@ -41,5 +41,31 @@ TEST(ClassifierModel, GradientsReachTheTrunk) {
   EXPECT_GT(conv_out.grad().abs().max().item<double>(), 0.0);
 }
 
+// The relaxed input D-CBG's Taylor approximation differentiates through: one-hot probabilities over the states give
+// the outputs of the states themselves (a one-hot row times the embedding table is the table's row: the sums add
+// exact zeros, so equal to float32 rounding of the einsum's order, 1e-6 relative), for both trunks, and the gradient
+// of a class's log-probability reaches the one-hot input.
+TEST(ClassifierModel, OneHotInputIsTheTokenInput) {
+  torch::manual_seed(1);
+  for (auto cfg : {clf_unet_config(),
+                   nlohmann::json{{"type", "classifier"}, {"classes", 3}, {"features", 8},
+                                  {"trunk", transformer_options_to_json(testing::tiny_transformer())}}}) {
+    auto m = make_model(cfg);
+    testing::perturb_zero_params(*m);  // zero-initialised output layers would make the output independent of x
+    m->eval();
+    const bool unet = cfg["trunk"]["type"] == "unet";
+    const int64_t V = unet ? 5 : cfg["trunk"]["vocab_size"].get<int64_t>();
+    auto x = unet ? torch::randint(0, V, {3, 1, 8, 8}) : torch::randint(0, V, {3, 7});
+    auto t = torch::rand({3});
+    auto want = m->forward(x, t);
+    auto onehot = torch::one_hot(x, V).to(torch::kFloat32).requires_grad_(true);
+    auto got = m->forward(onehot, t);
+    EXPECT_LE((got - want).abs().max().item<double>(), 1e-6 * (1.0 + want.abs().max().item<double>())) << cfg.dump();
+    auto g = torch::autograd::grad({torch::log_softmax(got, -1).select(1, 0).sum()}, {onehot})[0];
+    EXPECT_EQ(g.sizes(), onehot.sizes());
+    EXPECT_GT(g.abs().max().item<double>(), 0.0);
+  }
+}
+
 }  // namespace
 }  // namespace gsdiff

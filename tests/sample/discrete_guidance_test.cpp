@@ -224,10 +224,15 @@ TEST(DiscreteCbg, LargerGammaFollowsTheFormula) {
 TEST(DiscreteCbg, RefusesMoreRowsThanItsLimit) {
   auto p = make("absorbing");
   Dense d{true};
-  auto g = discrete_cbg(exact_classifier(d), torch::zeros({2}, torch::kLong), 1.0, /*max_rows=*/7);
+  auto g = discrete_cbg(exact_classifier(d), torch::zeros({2}, torch::kLong), 1.0,
+                        DcbgOptions().approximation("exact").max_rows(7));
   auto xt = torch::full({2, 2}, K, torch::kLong), t = torch::full({2}, 0.5, torch::kFloat64);
   auto probs = torch::full({2, 2, K + 1}, 0.25, torch::kFloat64);
   EXPECT_THROW(g->guide(*p, xt, t * 0.5, t, probs), std::invalid_argument);  // 2 positions x 4 states = 8 > 7
+  EXPECT_EQ(dcbg_approximation_for(DcbgOptions().max_rows(7), 2, 4), "taylor");  // what auto picks instead
+  EXPECT_EQ(dcbg_approximation_for(DcbgOptions().max_rows(8), 2, 4), "exact");
+  EXPECT_THROW(discrete_cbg(exact_classifier(d), torch::zeros({2}, torch::kLong), 1.0, DcbgOptions().approximation("first")),
+               std::invalid_argument);
 }
 
 // ---- the CTMC counterpart (tau-leaping, euler): guided rates ----
@@ -264,6 +269,50 @@ TEST(DiscreteCbg, GuidedRatesAtGammaOneAreTheConditionalRates) {
     auto rc = exact_rates(*p, class_law(0), xt, t), ru = exact_rates(*p, marginal_law(), xt, t);
     auto got = discrete_cbg(exact_classifier(d), torch::zeros({xt.size(0)}, torch::kLong), 1.0)->guide_rates(*p, xt, t, ru);
     EXPECT_LE((got - rc).abs().max().item<double>(), 1e-9 * rc.abs().max().item<double>()) << absorbing;
+  }
+}
+
+// ---- Schiff et al.'s first-order Taylor approximation ----
+
+// The toy's exact classifier as a network on the relaxed (one-hot) input: logits = one_hot @ L_s, L_s = log p(y | x_s)
+// [V, 2]; at a one-hot row it is the exact classifier.
+DenoiseFn relaxed_classifier(const Dense& d) {
+  return [d](const Tensor& x, const Tensor& s) {
+    auto table = d.class_log_post(s[0].item<double>()).to(torch::kFloat32);  // [V, 2]
+    return x.reshape({-1, table.size(0)}).matmul(table);                      // [N, 1, V] -> [N, 2]
+  };
+}
+
+// For logits linear in the one-hot input the Taylor score has a closed form: with p_c = p(c | x) = exp L[x, c],
+// d/d onehot[v] log softmax(onehot @ L)[y] = L[v, y] - sum_c p_c L[v, c], so the score of the change x -> v is
+//   log p(y | v) - log p(y | x) + KL(p(. | x) || p(. | v))
+// (the exact log-ratio plus the KL of the two class posteriors, the approximation's second-order error). The guided
+// step from every state x_t, at two gammas, equals softmax(log p(x_s | x_t) + gamma score) from that formula, to
+// float32 rounding of the classifier's logits and gradient (1e-5 absolute on probabilities), and differs from the
+// exact enumeration by more than 1e-3 somewhere (the KL term is not negligible here, so the test tells them apart).
+TEST(DiscreteCbgTaylor, LinearLogitsGiveTheClosedFormScores) {
+  for (const bool absorbing : {true, false}) {
+    auto p = make(absorbing ? "absorbing" : "uniform");
+    Dense d{absorbing};
+    const int64_t V = d.V();
+    const double s = 0.3, t = 0.5;
+    auto xt = all_states(*p);                                                      // [V, 1]
+    auto ss = torch::full({V}, s, torch::kFloat64), tt = torch::full({V}, t, torch::kFloat64);
+    auto probs = reverse_step_probs(*p, law_denoiser(marginal_law()), xt, ss, tt);  // [V, 1, V]
+    auto L = d.class_log_post(s);                                                  // [V, 2]
+    auto post = torch::exp(L);                                                     // p(c | x) [V, 2]
+    auto score = L.select(1, 0).view({1, V}) - L.select(1, 0).view({V, 1})                // [x, v] log-ratio
+                 + (post.unsqueeze(1) * (L.unsqueeze(1) - L.unsqueeze(0))).sum(-1);      // + KL(p(.|x) || p(.|v))
+    for (const double gamma : {1.0, 3.0}) {
+      auto pr = probs.reshape({V, V});
+      auto want = torch::softmax(torch::where(pr > 0, torch::log(pr) + gamma * score, torch::full_like(pr, -INFINITY)), -1);
+      auto taylor = discrete_cbg(relaxed_classifier(d), torch::zeros({V}, torch::kLong), gamma, DcbgOptions().approximation("taylor"));
+      auto got = taylor->guide(*p, xt, ss, tt, probs).reshape({V, V});
+      EXPECT_LE((got - want).abs().max().item<double>(), 1e-5) << absorbing << " " << gamma;
+      auto exact = discrete_cbg(exact_classifier(d), torch::zeros({V}, torch::kLong), gamma, DcbgOptions().approximation("exact"));
+      auto ex = exact->guide(*p, xt, ss, tt, probs).reshape({V, V});
+      EXPECT_GT((got - ex).abs().max().item<double>(), 1e-3) << absorbing << " " << gamma;
+    }
   }
 }
 

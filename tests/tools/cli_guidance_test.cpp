@@ -5,6 +5,9 @@
 #include <fstream>
 #include <sstream>
 
+#include <nlohmann/json.hpp>
+#include <cmath>
+
 #include "cli_test_util.h"
 
 namespace {
@@ -91,9 +94,10 @@ TEST(CliGuidance, DiscreteGammaOneIsTheConditionalModelAndNeedsAGuidedSampler) {
 
 // `gsdiff train` trains a classifier (model.type classifier, objective.name classifier) and `gsdiff sample
 // --classifier` takes it for D-CBG: on 28 x 28 images of 256 levels the exact enumeration (784 x 256 classifier rows
-// per example and step) is refused, naming the approximation that is not built; a checkpoint that is not a classifier
-// is refused too; `gsdiff eval` refuses a classifier.
-TEST(CliGuidance, ClassifierTrainsAndSamplingRefusesWhatItCannotEnumerate) {
+// per example and step) is refused when asked for, and --classifier-approx auto takes the Taylor approximation; a
+// checkpoint that is not a classifier is refused; `gsdiff eval` scores a classifier by its held-out cross-entropy and
+// refuses the bound's flags for it.
+TEST(CliGuidance, ClassifierTrainsEvaluatesAndGuidesLargeImagesByTaylor) {
   auto out = fresh_out_dir("dcbg");
   const std::string tiny = " --set process.steps=20 --set train.steps=2 --set data.batch_size=4 --set train.log_every=0"
                            " --set data.name=fashion-mnist --set data.root=/usr/share/datasets/fashion-mnist"
@@ -109,14 +113,34 @@ TEST(CliGuidance, ClassifierTrainsAndSamplingRefusesWhatItCannotEnumerate) {
                      " --set model.num_groups=4 --out " + out + "/gen");
   ASSERT_EQ(gen.rc, 0) << gen.out;
   const std::string g = out + "/gen/ckpt-00000002.gsdiff", c = out + "/clf/ckpt-00000002.gsdiff";
-  auto big = run_cli("sample --checkpoint " + g + " --classifier " + c + " --class 1 --guidance 2 --num 1 --steps 2 --out " +
-                     out + "/x.png");
-  EXPECT_NE(big.rc, 0);
-  EXPECT_NE(big.out.find("Taylor approximation"), std::string::npos) << big.out;
+  const std::string guided = "sample --checkpoint " + g + " --classifier " + c + " --class 1 --guidance 2 --num 2 --steps 2 --out ";
+  auto taylor = run_cli(guided + out + "/t.png");
+  ASSERT_EQ(taylor.rc, 0) << taylor.out;
+  EXPECT_NE(taylor.out.find("D-CBG: taylor scores of 784 positions x 256 states"), std::string::npos) << taylor.out;
+  EXPECT_EQ(gsdiff::testing::bytes_of(out + "/t.png").substr(1, 3), "PNG");
+  auto exact = run_cli(guided + out + "/x.png --classifier-approx exact");
+  EXPECT_NE(exact.rc, 0);
+  EXPECT_NE(exact.out.find("--classifier-approx taylor"), std::string::npos) << exact.out;
+  auto bad = run_cli(guided + out + "/x.png --classifier-approx first");
+  EXPECT_NE(bad.rc, 0);
+  EXPECT_NE(bad.out.find("--classifier-approx: expected auto, exact or taylor"), std::string::npos) << bad.out;
+  auto alone = run_cli("sample --checkpoint " + g + " --classifier-approx taylor --num 1 --out " + out + "/x.png");
+  EXPECT_NE(alone.rc, 0);
+  EXPECT_NE(alone.out.find("needs --classifier"), std::string::npos) << alone.out;
   auto notclf = run_cli("sample --checkpoint " + g + " --classifier " + g + " --class 1 --num 1 --out " + out + "/x.png");
   EXPECT_NE(notclf.rc, 0);
   EXPECT_NE(notclf.out.find("not a classifier"), std::string::npos) << notclf.out;
-  auto ev = run_cli("eval --checkpoint " + c + " --limit 4");
-  EXPECT_NE(ev.rc, 0);
-  EXPECT_NE(ev.out.find("no likelihood bound"), std::string::npos) << ev.out;
+
+  auto ev = run_cli("eval --checkpoint " + c + " --limit 8 --time-samples 2");
+  ASSERT_EQ(ev.rc, 0) << ev.out;
+  const auto line = ev.out.rfind("\n{");
+  auto j = nlohmann::json::parse(ev.out.substr(line == std::string::npos ? ev.out.find('{') : line + 1));
+  EXPECT_GT(j.at("cross_entropy").get<double>(), 0.0) << ev.out;
+  EXPECT_NEAR(j.at("chance_cross_entropy").get<double>(), std::log(10.0), 1e-12);
+  EXPECT_GE(j.at("accuracy").get<double>(), 0.0);
+  EXPECT_LE(j.at("accuracy").get<double>(), 1.0);
+  EXPECT_EQ(j.at("examples").get<int64_t>(), 8);
+  auto exact_eval = run_cli("eval --checkpoint " + c + " --limit 4 --exact");
+  EXPECT_NE(exact_eval.rc, 0);
+  EXPECT_NE(exact_eval.out.find("--exact: a classifier checkpoint has no likelihood bound"), std::string::npos) << exact_eval.out;
 }
