@@ -115,7 +115,8 @@ Tensor sample_tweedie(const Process& p, const DenoiseFn& f, const std::vector<do
   auto fn = counted(f, o.stats);
   auto pred = [&](const Tensor& x, const Tensor& t) { return predict(c, fn, x, t); };
   return run_chain(c, grid, shape, gen, progress, o, hook, pred, [&](const Tensor& x, const Tensor& s, const Tensor& t, const Tensor& lp) {
-    return sample_categorical_gumbel(tweedie_reverse_probs(c, x, s, t, lp), gen);
+    auto probs = tweedie_reverse_probs(c, x, s, t, lp);  // [B, ..., V]
+    return sample_categorical_gumbel(o.guidance ? o.guidance->guide(c, x, s, t, probs) : probs, gen);
   });
 }
 
@@ -136,6 +137,8 @@ Tensor sample_mdlm_cached(const Process& p, const DenoiseFn& f, const std::vecto
   SamplerStats* st = o.stats ? o.stats : &local;
   auto fn = counted(f, st);
   const auto mo = masked_options("mdlm-cached", o.method);
+  if (!mo.plain() && o.guidance)
+    throw std::invalid_argument("sampler 'mdlm-cached': discrete guidance does not combine with remask / unmask");
   if (!mo.plain())  // ReMDM remasking / MaskGIT order: the same cache around sample/masked_step.h's step
     return sample_absorbing(dynamic_cast<const AbsorbingProcess&>(c), fn, grid, shape, gen, progress, o.device, hook, mo, true);
   Tensor cache, last;
@@ -151,8 +154,11 @@ Tensor sample_mdlm_cached(const Process& p, const DenoiseFn& f, const std::vecto
     last = x.clone();
     return cache;
   };
+  // Guidance (D-CFG, D-CBG) acts on the step formed from the cached prediction; its own calls (the unconditional
+  // model, the classifier) are not cached.
   return run_chain(c, grid, shape, gen, progress, o, hook, pred, [&](const Tensor& x, const Tensor& s, const Tensor& t, const Tensor& lp) {
-    return c.sample_reverse(x, s, t, lp, gen);
+    if (!o.guidance) return c.sample_reverse(x, s, t, lp, gen);
+    return sample_categorical(o.guidance->guide(c, x, s, t, c.reverse_probs(x, s, t, lp)), gen);
   });
 }
 

@@ -71,13 +71,11 @@ const std::map<std::string, Entry>& table() {
   return t;
 }
 
-// The sampler's own refusal, then step guidance's: only the ancestral sampler on a categorical process applies it.
-std::string refusal(const std::string& name, const Entry& e, const Process& p, const SamplerOptions& o) {
+// The sampler's own refusal, then step guidance's: every discrete sampler applies it, on a categorical process.
+std::string refusal(const std::string& /*name*/, const Entry& e, const Process& p, const SamplerOptions& o) {
   auto why = e.refuses(p, o);
-  const bool guides = name == "ancestral" || name == "tau-leaping" || name == "euler";
-  if (why.empty() && o.guidance && (!guides || !cat(p)))
-    why = "guidance of the reverse step (" + o.guidance->name() + ") runs with the ancestral, tau-leaping or euler "
-          "sampler on a categorical process";
+  if (why.empty() && o.guidance && !cat(p))
+    why = "guidance of the reverse step (" + o.guidance->name() + ") runs on a categorical process";
   return why;
 }
 

@@ -32,8 +32,8 @@ struct SamplerOptions {
   torch::ScalarType dtype = torch::kFloat32;  // state dtype of continuous samplers
   SamplerStats* stats = nullptr;              // optional call counter
   // Guidance of each discrete reverse step (sample/step_guidance.h: D-CFG, D-CBG; Schiff et al. 2025); null = none.
-  // The ancestral sampler (transitions) and tau-leaping / euler (rates) on a categorical process apply it; check_sampler
-  // refuses it elsewhere.
+  // The discrete samplers on a categorical process apply it: ancestral, tweedie and mdlm-cached to their transitions,
+  // tau-leaping and euler to their rates; check_sampler refuses it for continuous processes.
   std::shared_ptr<const StepGuidance> guidance;
 };
 

@@ -14,9 +14,10 @@
 namespace gsdiff {
 
 // Maps a reverse step's transition probabilities p(x_s | x_t) [B, ..., V], those of the DenoiseFn the sampler was
-// given, to the guided ones (per position, normalised). Set in SamplerOptions::guidance; the discrete ancestral
-// sampler applies it at every step (the last one to s = 0 included), tau-leaping and euler guide their rates
-// (guide_rates) and their last step's transition, and the other samplers refuse it.
+// given, to the guided ones (per position, normalised). Set in SamplerOptions::guidance; the discrete ancestral,
+// tweedie and mdlm-cached samplers apply it at every step (the last one to s = 0 included; mdlm-cached to the step
+// formed from its cached prediction), tau-leaping and euler guide their rates (guide_rates) and their last step's
+// transition.
 //
 // Why not a DenoiseFn wrapper (DESIGN.md §8): Schiff et al.'s guided step p(x_s | x_t, y)^gamma p(x_s | x_t)^(1-gamma)
 // is a geometric mixture of two *transitions*, and a transition sum_x0 q(x_s | x_t, x0) p(x0 | x_t) that is linear

@@ -7,6 +7,7 @@
 #include "core/elbo.h"
 #include "core/registry.h"
 #include "sample/guidance.h"
+#include "sample/masked_step.h"
 #include "sample/sampler.h"
 #include "sample/step_guidance.h"
 #include "test_util.h"
@@ -98,12 +99,15 @@ double chi2_pvalue(const Tensor& x, const Tensor& law) {
   return torch::special::gammaincc(torch::tensor((K - 1) / 2.0), torch::tensor(chi2 / 2)).item<double>();
 }
 
-// Draws N samples of class 0 with D-CFG at gamma through the ancestral sampler (what `gsdiff sample` runs).
-Tensor guided_draws(const Process& p, const std::vector<double>& grid, double gamma, int64_t N, uint64_t seed) {
+// Draws N samples of class 0 with D-CFG at gamma through a sampler (ancestral: what `gsdiff sample` runs by default).
+// The toy's denoisers ignore t, as mdlm-cached requires.
+Tensor guided_draws(const Process& p, const std::vector<double>& grid, double gamma, int64_t N, uint64_t seed,
+                    const std::string& sampler = "ancestral") {
   SamplerOptions so;
   so.guidance = discrete_cfg(law_denoiser(marginal_law()), gamma);
+  so.denoiser_uses_t = false;
   auto gen = testing::seeded(seed);
-  return make_sampler("ancestral", so)(p, law_denoiser(class_law(0)), grid, {N, 1}, gen, {}, {});
+  return make_sampler(sampler, so)(p, law_denoiser(class_law(0)), grid, {N, 1}, gen, {}, {});
 }
 
 constexpr int64_t kDraws = 40000;
@@ -132,8 +136,12 @@ TEST(DiscreteCfg, LargerGammaFollowsTheGuidedTransitionsFormula) {
       laws.push_back(law);
       EXPECT_GT(0.5 * (law - class_law(0)).abs().sum().item<double>(), 0.05);
       EXPECT_GT(law[0].item<double>(), class_law(0)[0].item<double>());  // sharper towards the class's own mode
-      EXPECT_GT(chi2_pvalue(guided_draws(*p, grid, gamma, kDraws, 3 + grid.size()), law), 1e-4)
-          << (absorbing ? "absorbing" : "uniform") << " " << grid.size() - 1 << " steps: " << law;
+      // tweedie's step is the exact reverse step, and mdlm-cached's is formed from the cached prediction (absorbing).
+      std::vector<std::string> samplers{"ancestral", "tweedie"};
+      if (absorbing) samplers.push_back("mdlm-cached");
+      for (const auto& sampler : samplers)
+        EXPECT_GT(chi2_pvalue(guided_draws(*p, grid, gamma, kDraws, 3 + grid.size(), sampler), law), 1e-4)
+            << (absorbing ? "absorbing" : "uniform") << " " << sampler << " " << grid.size() - 1 << " steps: " << law;
     }
   }
 }
@@ -164,16 +172,23 @@ TEST(DiscreteCfg, GuidedStepsChangeTheUnmaskingRate) {
   EXPECT_GT(std::abs(want - 0.5), 20 * sd);
 }
 
-TEST(DiscreteCfg, OnlyTheAncestralAndRateSamplersOnACategoricalProcessTakeIt) {
+TEST(DiscreteCfg, EveryDiscreteSamplerOnACategoricalProcessTakesIt) {
   auto p = make("absorbing");
   SamplerOptions so;
   so.guidance = discrete_cfg(law_denoiser(marginal_law()), 2.0);
-  EXPECT_THROW(check_sampler("tweedie", *p, so), std::invalid_argument);
-  EXPECT_THROW(check_sampler("mdlm-cached", *p, so), std::invalid_argument);
-  for (const char* name : {"ancestral", "tau-leaping", "euler"}) EXPECT_NO_THROW(check_sampler(name, *p, so)) << name;
+  so.denoiser_uses_t = false;
+  for (const char* name : {"ancestral", "tau-leaping", "euler", "tweedie", "mdlm-cached"})
+    EXPECT_NO_THROW(check_sampler(name, *p, so)) << name;
   register_builtins();
   auto g = make_process({{"name", "gaussian-vp"}, {"steps", 0}});
   EXPECT_THROW(check_sampler("ancestral", *g, so), std::invalid_argument);
+  // Remasking (ReMDM) changes the step guidance would act on: both transition samplers refuse the pair.
+  so.method = to_json(MaskedOptions().remask("cap").eta(0.5));
+  for (const char* name : {"ancestral", "mdlm-cached"}) {
+    auto gen = testing::seeded(1);
+    EXPECT_THROW(make_sampler(name, so)(*p, law_denoiser(class_law(0)), {1.0, 0.5, 0.0}, {4, 1}, gen, {}, {}),
+                 std::invalid_argument) << name;
+  }
 }
 
 // ---- D-CBG ----

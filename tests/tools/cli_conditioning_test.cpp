@@ -71,7 +71,9 @@ TEST(CliConditioning, PromptSuffixAndInfillKeepTheKnownCharacters) {
   const std::string pattern = "the c_t s_t on";  // 14 of 16 characters; '_' and the last two are generated
   for (const auto& l : sample_text("--infill '" + pattern + "'", "i.txt"))
     for (size_t i = 0; i < pattern.size(); ++i)
-      if (pattern[i] != '_') EXPECT_EQ(l[i], pattern[i]) << "position " << i << " of '" << l << "'";
+      if (pattern[i] != '_') {
+        EXPECT_EQ(l[i], pattern[i]) << "position " << i << " of '" << l << "'";
+      }
 }
 
 // The TorchScript export alone (gsdiff export) is conditioned the same way.

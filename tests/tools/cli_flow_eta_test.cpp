@@ -32,7 +32,7 @@ TEST(CliFlowEta, SamplingEtaReachesTheProcessAndOtherProcessesRefuseIt) {
     EXPECT_EQ(r.rc, 0) << flags << "\n" << r.out;
     return bytes_of(out + "/" + name + ".txt");
   };
-  for (const std::string source : {"--checkpoint " + ck, "--model " + out + "/m.pt"}) {
+  for (const std::string& source : {"--checkpoint " + ck, "--model " + out + "/m.pt"}) {
     const auto plain = text(source, "", "p"), zero = text(source, "--flow-eta 0", "z"), three = text(source, "--flow-eta 3", "t");
     EXPECT_EQ(std::count(plain.begin(), plain.end(), '\n'), 4) << plain;
     EXPECT_EQ(plain, zero) << source;
