@@ -35,13 +35,59 @@ double masked_alpha_at(const AbsorbingProcess& p, double t) {
   return p.schedule().alpha(torch::full({1}, t, torch::kFloat64)).item<double>();
 }
 
+double masked_unit_number(const std::string& name, const nlohmann::json& j, const std::string& key, double fallback) {
+  if (!j.contains(key)) return fallback;
+  const auto& v = j.at(key);
+  if (!v.is_number() || !(v.get<double>() > 0.0 && v.get<double>() < 1.0))
+    throw std::invalid_argument("sampler '" + name + "': option '" + key + "' must be a number in (0, 1), got " + v.dump());
+  return v.get<double>();
+}
+
+// ReMDM-loop's options: loop (a bool) with a remask schedule, then t_on, t_off, alpha_on only with it.
+void loop_options(const std::string& name, const nlohmann::json& j, MaskedOptions& o) {
+  if (j.contains("loop")) {
+    if (!j.at("loop").is_boolean())
+      throw std::invalid_argument("sampler '" + name + "': option 'loop' must be true or false, got " + j.at("loop").dump());
+    o.loop(j.at("loop").get<bool>());
+  }
+  for (const char* key : {"t_on", "t_off", "alpha_on"})
+    if (j.contains(key) && !o.loop())
+      throw std::invalid_argument("sampler '" + name + "': option '" + key + "' belongs to the ReMDM loop (\"loop\": true)");
+  if (!o.loop()) return;
+  if (o.remask() == "none")
+    throw std::invalid_argument("sampler '" + name + "': the ReMDM loop remasks inside [t_off, t_on]: it needs remask cap, "
+                                "rescale or conf");
+  o.t_on(masked_unit_number(name, j, "t_on", o.t_on()));
+  o.t_off(masked_unit_number(name, j, "t_off", o.t_off()));
+  if (j.contains("alpha_on")) o.alpha_on(masked_unit_number(name, j, "alpha_on", 0.0));
+  if (!(o.t_off() < o.t_on()))
+    throw std::invalid_argument("sampler '" + name + "': the ReMDM loop needs t_off < t_on, got t_off " +
+                                std::to_string(o.t_off()) + " and t_on " + std::to_string(o.t_on()));
+}
+
+// The process time where alpha = alpha_on (alpha falls in t): bisection to float64 resolution.
+double masked_time_of_alpha(const AbsorbingProcess& p, double alpha_on) {
+  double lo = 0.0, hi = 1.0;  // alpha(lo) >= alpha_on >= alpha(hi)
+  for (int i = 0; i < 64 && hi - lo > 1e-15; ++i) {
+    const double mid = 0.5 * (lo + hi);
+    (masked_alpha_at(p, mid) >= alpha_on ? lo : hi) = mid;
+  }
+  return 0.5 * (lo + hi);
+}
+
 }  // namespace
+
+double loop_time(const MaskedOptions& o, double tau_on, double t) {
+  if (t >= o.t_on()) return tau_on + (t - o.t_on()) * (1.0 - tau_on) / (1.0 - o.t_on());
+  if (t >= o.t_off()) return tau_on;
+  return t * tau_on / o.t_off();
+}
 
 std::vector<std::string> remask_choices() { return {"none", "cap", "rescale", "conf"}; }
 std::vector<std::string> unmask_choices() { return {"random", "max-prob", "margin", "entropy"}; }
 
 MaskedOptions masked_options(const std::string& name, const nlohmann::json& j) {
-  const std::vector<std::string> keys = {"remask", "eta", "unmask"};
+  const std::vector<std::string> keys = {"remask", "eta", "unmask", "loop", "t_on", "t_off", "alpha_on"};
   if (j.is_null()) return {};
   if (!j.is_object()) throw std::invalid_argument("sampler '" + name + "': its options must be a JSON object");
   for (auto it = j.begin(); it != j.end(); ++it)
@@ -60,12 +106,19 @@ MaskedOptions masked_options(const std::string& name, const nlohmann::json& j) {
   if (o.remask() != "none" && o.unmask() != "random")
     throw std::invalid_argument("sampler '" + name + "': remask " + o.remask() + " and unmask " + o.unmask() +
                                 " do not combine (remasking keeps MDLM's random order)");
+  loop_options(name, j, o);
   return o;
 }
 
 nlohmann::json to_json(const MaskedOptions& o) {
   nlohmann::json j = {{"remask", o.remask()}, {"unmask", o.unmask()}};
   if (o.remask() == "cap" || o.remask() == "rescale") j["eta"] = o.eta();
+  if (o.loop()) {
+    j["loop"] = true;
+    j["t_on"] = o.t_on();
+    j["t_off"] = o.t_off();
+    if (o.alpha_on() > 0.0) j["alpha_on"] = o.alpha_on();
+  }
   return j;
 }
 
@@ -104,7 +157,19 @@ Tensor sample_absorbing(const AbsorbingProcess& p, const DenoiseFn& f, const std
   torch::NoGradGuard ng;
   const int64_t B = shape[0], m = p.mask_token();
   auto tdev = torch::TensorOptions().dtype(torch::kFloat64).device(device);
-  const double a0 = masked_alpha_at(p, grid.front());
+  // Process times of the grid (ReMDM-loop warps them, see MaskedOptions) and which steps remask.
+  std::vector<double> tau = grid;
+  std::vector<bool> remasks(grid.size() - 1, true);
+  if (o.loop()) {
+    const double tau_on = o.alpha_on() > 0.0 ? masked_time_of_alpha(p, o.alpha_on()) : o.t_on();
+    for (size_t k = 0; k < grid.size(); ++k) tau[k] = loop_time(o, tau_on, grid[k]);
+    for (size_t k = 0; k + 1 < grid.size(); ++k) remasks[k] = grid[k] <= o.t_on() && grid[k + 1] >= o.t_off();
+    if (std::none_of(remasks.begin(), remasks.end(), [](bool b) { return b; }))
+      throw std::invalid_argument("absorbing sampler: the ReMDM loop [t_off, t_on] = [" + std::to_string(o.t_off()) + ", " +
+                                  std::to_string(o.t_on()) + "] holds no step of the " + std::to_string(grid.size() - 1) +
+                                  "-step grid: use more steps or a wider loop");
+  }
+  const double a0 = masked_alpha_at(p, tau.front());
   Tensor cached, last, psi, m0;
   auto predict_lp = [&](const Tensor& x, const Tensor& t) {
     if (!cache) return predict(p, f, x, t);
@@ -119,17 +184,17 @@ Tensor sample_absorbing(const AbsorbingProcess& p, const DenoiseFn& f, const std
     return cached;
   };
   auto step = [&](const Tensor& xt, int64_t k) {
-    auto t = torch::full({B}, grid[k], tdev);
+    auto t = torch::full({B}, tau[k], tdev);
     auto z = xt.reshape({B, -1});                                                  // [B, D]
     auto lp = predict_lp(xt, t).to(torch::kFloat64).reshape({B, z.size(1), -1});  // log p(x0 | z_t) [B, D, K]
-    const double at = masked_alpha_at(p, grid[k]), as = masked_alpha_at(p, grid[k + 1]);
+    const double at = masked_alpha_at(p, tau[k]), as = masked_alpha_at(p, tau[k + 1]);
     auto masked = z == m, decoded = masked.logical_not();
     if (!psi.defined()) psi = torch::ones(z.sizes(), tdev);  // tokens the chain did not decode (kept): confidence 1
     if (!m0.defined()) m0 = masked.sum(1);                   // M_0 [B]
     auto x0 = sample_gumbel_max(lp, gen);                    // a draw of x0 per position [B, D]
     Tensor unmask, remask;
     if (o.unmask() == "random") {
-      auto sigma = remask_sigma(o, at, as, decoded, psi);                        // [B, D]
+      auto sigma = remasks[k] ? remask_sigma(o, at, as, decoded, psi) : torch::zeros(z.sizes(), tdev);  // [B, D]
       auto pu = ((as - (1.0 - sigma) * at) / std::max(1.0 - at, 1e-300)).clamp(0.0, 1.0);  // masked: P(decode)
       auto u = at::rand(z.sizes(), gen, tdev);
       unmask = masked & (u < pu);

@@ -41,7 +41,8 @@ std::vector<std::string> method_option_names(const std::string& name) {
   if (name == "tau-leaping") return {"ordinal"};
   if (name == "heun") return {"s_churn", "s_tmin", "s_tmax", "s_noise"};
   if (name == "dpm-solver++") return {"order", "eta"};
-  if (name == "ancestral" || name == "mdlm-cached") return {"remask", "eta", "unmask"};  // absorbing (masked_step.h)
+  if (name == "ancestral" || name == "mdlm-cached")  // absorbing (masked_step.h)
+    return {"remask", "eta", "unmask", "loop", "t_on", "t_off", "alpha_on"};
   return {};
 }
 

@@ -31,6 +31,16 @@ std::string sampling_string_choice(const cxxopts::ParseResult& args, const std::
   return v;
 }
 
+// --remask-loop with --t-on, --t-off, --alpha-on into o (already holding --remask); UsageError naming the flag.
+void loop_from_flags(const cxxopts::ParseResult& args, MaskedOptions& o) {
+  if (!args.count("remask-loop")) return;
+  o.loop(true).t_on(args["t-on"].as<double>()).t_off(args["t-off"].as<double>());
+  if (args.count("alpha-on")) o.alpha_on(args["alpha-on"].as<double>());
+  if (!(o.t_off() < o.t_on()))
+    throw UsageError("--t-off: expected a time below --t-on " + (std::ostringstream() << o.t_on()).str() + ", got '" +
+                     (std::ostringstream() << o.t_off()).str() + "'");
+}
+
 }  // namespace
 
 void add_sampling_flags(cxxopts::Options& o) {
@@ -39,7 +49,9 @@ void add_sampling_flags(cxxopts::Options& o) {
                   cxxopts::value<std::string>()->default_value("none"))(
       "unmask", "absorbing models, --sampler ancestral or mdlm-cached: which masked positions a step decodes: " +
       sampling_bar(unmask_choices()) + " (MaskGIT: the k most confident by max probability, top-2 margin or -entropy; k "
-      "from the schedule)", cxxopts::value<std::string>()->default_value("random"));
+      "from the schedule)", cxxopts::value<std::string>()->default_value("random"))(
+      "remask-loop", "with --remask: ReMDM-loop (Wang et al. 2025): the steps inside [--t-off, --t-on] hold alpha at "
+      "--alpha-on and only they remask; MDLM's steps before and after");
 }
 
 std::vector<NumFlag> sampling_num_flags() {
@@ -51,11 +63,16 @@ std::vector<NumFlag> sampling_num_flags() {
           {"length", "text models: generate N tokens semi-autoregressively (needs --block; N >= the model's length)",
            NumFlag::Int64, 1, inf},
           {"block", "text models with --length: new tokens per window, the rest of the window is kept context "
-           "(at most the model's length)", NumFlag::Int64, 1, inf}};
+           "(at most the model's length)", NumFlag::Int64, 1, inf},
+          {"t-on", "--remask-loop: the grid time where the loop starts", NumFlag::Real, 0, 1, true, true, "", "0.55"},
+          {"t-off", "--remask-loop: the grid time where the loop ends (below --t-on)", NumFlag::Real, 0, 1, true, true, "",
+           "0.05"},
+          {"alpha-on", "--remask-loop: alpha held inside the loop (default: the schedule's alpha at --t-on)",
+           NumFlag::Real, 0, 1, true, true}};
 }
 
 bool has_sampling_flags(const cxxopts::ParseResult& args) {
-  for (const auto* f : {"remask", "unmask", "temperature", "top-p", "length", "block"})
+  for (const auto* f : {"remask", "unmask", "remask-loop", "t-on", "t-off", "alpha-on", "temperature", "top-p", "length", "block"})
     if (args.count(f)) return true;
   return false;
 }
@@ -65,6 +82,11 @@ nlohmann::json masked_method_from_flags(const cxxopts::ParseResult& args, const 
   for (const auto* f : {"remask", "unmask"})
     if (args.count(f) && !mine)
       throw UsageError(std::string("--") + f + ": an option of --sampler ancestral or mdlm-cached (absorbing models), not of " + sampler);
+  for (const auto* f : {"remask-loop", "t-on", "t-off", "alpha-on"})
+    if (args.count(f) && !mine)
+      throw UsageError(std::string("--") + f + ": an option of --sampler ancestral or mdlm-cached (absorbing models), not of " + sampler);
+  for (const auto* f : {"t-on", "t-off", "alpha-on"})
+    if (args.count(f) && !args.count("remask-loop")) throw UsageError(std::string("--") + f + ": belongs to --remask-loop");
   const auto remask = sampling_string_choice(args, "remask", remask_choices());
   const auto unmask = sampling_string_choice(args, "unmask", unmask_choices());
   if (args.count("eta") && sampler != "ddim" && sampler != "dpm-solver++") {  // dpm-solver++: its SDE noise
@@ -77,9 +99,12 @@ nlohmann::json masked_method_from_flags(const cxxopts::ParseResult& args, const 
   }
   if (remask != "none" && unmask != "random")
     throw UsageError("--remask " + remask + " with --unmask " + unmask + ": remasking keeps MDLM's random order; give one of them");
+  if (args.count("remask-loop") && remask == "none")
+    throw UsageError("--remask-loop: remasks inside the loop, so it needs --remask cap, rescale or conf");
   if (!mine || (!args.count("remask") && !args.count("unmask"))) return nullptr;
   auto o = MaskedOptions().remask(remask).unmask(unmask);
   if (remask == "cap" || remask == "rescale") o.eta(args["eta"].as<double>());
+  loop_from_flags(args, o);
   return to_json(o);
 }
 

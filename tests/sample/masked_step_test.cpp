@@ -66,11 +66,13 @@ double ms_pvalue(const torch::Tensor& counts, const torch::Tensor& law, int64_t 
 // decoded at t and masked at s), so a test can check the marginals along the chain and that remasking ran.
 struct MarginalRecorder {
   int64_t events = 0;
+  std::vector<int64_t> step_events;  // remasking events of each step
   torch::Tensor prev;
   std::vector<torch::Tensor> masked_frac;  // [L] per state, the prior first
   StepHook hook() {
     return [this](const torch::Tensor& x, const StepInfo&, torch::Generator&) {
-      if (prev.defined()) events += ((prev != kK) & (x == kK)).sum().item<int64_t>();
+      if (prev.defined()) step_events.push_back(((prev != kK) & (x == kK)).sum().item<int64_t>());
+      if (prev.defined()) events += step_events.back();
       masked_frac.push_back((x == kK).to(torch::kFloat64).mean(0));
       prev = x.clone();
       return x;
@@ -115,6 +117,63 @@ TEST(ReMdm, CapAndRescaleKeepTheForwardMarginalsWithAnExactDenoiser) {
       }
       EXPECT_GT(rec.events, 1000) << o.remask() << ": no remasking happened";
       EXPECT_GT(ms_pvalue(ms_cell_counts(x), law, N), 1e-4) << sampler << " " << o.remask() << " eta " << o.eta();
+    }
+  }
+}
+
+// ReMDM-loop (Wang et al. 2025, Sec. 4.1) on a 20-step grid {1, 0.95, ..., 0} with t_on 0.6, t_off 0.2: the 8 steps
+// inside [0.2, 0.6] hold alpha and remask, the others are MDLM's steps. With the exact denoiser of independent
+// positions each state has the forward law at its warped time, so the masked fraction of every position after each
+// step is 1 - alpha, within 5 binomial standard errors of N draws, where alpha is the paper's piecewise form:
+//   (a) alpha_on unset, cosine schedule: alpha(t) before the loop, alpha(t_on) inside it, alpha(t t_on / t_off) after;
+//   (b) alpha_on 0.9, linear schedule (alpha = 1 - t): 0.9 (1 - t) / (1 - t_on) before, 0.9 inside, 1 - 0.1 t / t_off
+//       after.
+// A loop that let alpha move inside [t_off, t_on], or skipped the warp, misses these by far more than the tolerance.
+// Remasking happens in every loop step (hundreds of events each) and in no other step; the final law is the data
+// law (chi-square over 27 cells, p > 1e-4). Through ancestral and mdlm-cached, cap and rescale.
+TEST(ReMdm, LoopHoldsAlphaInsideTheLoopAndRemasksOnlyThere) {
+  const int64_t N = 20000;
+  const double t_on = 0.6, t_off = 0.2;
+  std::vector<double> grid;
+  for (int k = 20; k >= 0; --k) grid.push_back(k / 20.0);
+  for (const bool with_alpha_on : {false, true}) {
+    auto p = ms_make(with_alpha_on ? "linear" : "cosine");
+    auto alpha = [&](double t) { return p->schedule().alpha(torch::tensor({t}, torch::kFloat64)).item<double>(); };
+    auto expected_alpha = [&](double t) {
+      if (with_alpha_on) return t >= t_on ? 0.9 * (1 - t) / (1 - t_on) : t >= t_off ? 0.9 : 1 - 0.1 * t / t_off;
+      return t >= t_on ? alpha(t) : t >= t_off ? alpha(t_on) : alpha(t * t_on / t_off);
+    };
+    auto law = ms_product();
+    auto J = law.reshape({kK, kK, kK});
+    auto px0 = torch::stack({J.sum(at::IntArrayRef{1, 2}), J.sum(at::IntArrayRef{0, 2}), J.sum(at::IntArrayRef{0, 1})});  // [L, K]
+    DenoiseFn f = [px0](const torch::Tensor& xt, const torch::Tensor&) {
+      return torch::log(px0).unsqueeze(0).expand({xt.size(0), kL, kK}).contiguous();
+    };
+    for (auto o : {MaskedOptions().remask("cap").eta(0.5), MaskedOptions().remask("rescale").eta(0.8)}) {
+      o.loop(true).t_on(t_on).t_off(t_off).alpha_on(with_alpha_on ? 0.9 : 0.0);
+      for (const std::string sampler : {"ancestral", "mdlm-cached"}) {
+        SamplerOptions so;
+        so.method = to_json(o);
+        ASSERT_EQ(masked_options(sampler, so.method).alpha_on(), o.alpha_on());  // the JSON round trip keeps it
+        so.denoiser_uses_t = false;
+        auto gen = testing::seeded(5);
+        MarginalRecorder rec;
+        auto x = make_sampler(sampler, so)(*p, f, grid, {N, kL}, gen, {}, rec.hook());
+        const std::string what = sampler + " " + o.remask() + (with_alpha_on ? " alpha_on 0.9" : "");
+        ASSERT_TRUE(((x >= 0) & (x < kK)).all().item<bool>()) << "masks left";
+        ASSERT_EQ(rec.masked_frac.size(), grid.size());
+        for (size_t k = 1; k + 1 < grid.size(); ++k) {
+          const double q = 1.0 - expected_alpha(grid[k]);
+          const double tol = 5.0 * std::sqrt(q * (1 - q) / double(N));
+          EXPECT_LT((rec.masked_frac[k] - q).abs().max().item<double>(), tol) << what << " at t = " << grid[k];
+        }
+        for (size_t k = 0; k + 1 < grid.size(); ++k) {
+          const bool in_loop = grid[k] <= t_on + 1e-12 && grid[k + 1] >= t_off - 1e-12;
+          if (in_loop) EXPECT_GT(rec.step_events[k], 100) << what << ": no remasking in the loop step from " << grid[k];
+          else EXPECT_EQ(rec.step_events[k], 0) << what << ": remasking outside the loop, step from " << grid[k];
+        }
+        EXPECT_GT(ms_pvalue(ms_cell_counts(x), law, N), 1e-4) << what;
+      }
     }
   }
 }
@@ -230,6 +289,25 @@ TEST(MaskedOptions, RefusesWhatDoesNotApply) {
   EXPECT_NE(msg({{"eta", 0.1}}).find("belongs to remask cap or rescale"), std::string::npos);
   EXPECT_NE(msg({{"remask", "cap"}, {"unmask", "margin"}}).find("do not combine"), std::string::npos);
   EXPECT_NE(msg({{"snr", 1}}).find("has no option 'snr'"), std::string::npos);
+  EXPECT_NE(msg({{"loop", true}}).find("needs remask cap, rescale or conf"), std::string::npos);
+  EXPECT_NE(msg({{"remask", "cap"}, {"t_on", 0.5}}).find("'t_on' belongs to the ReMDM loop"), std::string::npos);
+  EXPECT_NE(msg({{"remask", "cap"}, {"loop", 1}}).find("'loop' must be true or false"), std::string::npos);
+  EXPECT_NE(msg({{"remask", "cap"}, {"loop", true}, {"t_on", 0.3}, {"t_off", 0.4}}).find("t_off < t_on"), std::string::npos);
+  EXPECT_NE(msg({{"remask", "cap"}, {"loop", true}, {"alpha_on", 1.0}}).find("'alpha_on' must be a number in (0, 1)"),
+            std::string::npos);
+  {  // a loop that holds no step of the grid: [0.5, 0.52] between the 4-step grid's times 0.75 and 0.5
+    auto p = ms_make();
+    SamplerOptions lo;
+    lo.method = to_json(MaskedOptions().remask("cap").eta(0.1).loop(true).t_on(0.52).t_off(0.5));
+    auto gen = testing::seeded(0);
+    DenoiseFn f = [](const torch::Tensor& x, const torch::Tensor&) { return torch::zeros({x.size(0), kL, kK}); };
+    try {
+      make_sampler("ancestral", lo)(*p, f, {1.0, 0.75, 0.5, 0.25, 0.0}, {2, kL}, gen, {});
+      ADD_FAILURE() << "a loop holding no step ran";
+    } catch (const std::invalid_argument& e) {
+      EXPECT_NE(std::string(e.what()).find("holds no step of the 4-step grid"), std::string::npos) << e.what();
+    }
+  }
   EXPECT_THROW(make_sampler("tweedie", SamplerOptions{to_json(MaskedOptions().remask("cap").eta(0.1))}), std::invalid_argument);
   register_builtins();
   auto u = make_process({{"name", "uniform"}, {"K", kK}, {"steps", 0}});

@@ -1,4 +1,4 @@
-// `gsdiff sample --remask / --eta / --unmask / --temperature / --top-p / --length --block`: what they do on a tiny
+// `gsdiff sample --remask / --eta / --unmask / --remask-loop / --temperature / --top-p / --length --block`: what they do on a tiny
 // trained model, the call counts printed, and every misuse named.
 #include <gtest/gtest.h>
 
@@ -86,6 +86,15 @@ TEST(CliSampling, RemaskingUnmaskOrderAndFiltersRun) {
   }
 }
 
+// --remask-loop reaches the sampler (ReMDM-loop's law is tested in tests/sample/masked_step_test.cpp): through both
+// samplers it writes text, and the same seed with and without the loop gives different files.
+TEST(CliSampling, RemaskLoopRuns) {
+  cs_sample("--remask cap --eta 0.5 --remask-loop --t-on 0.6 --t-off 0.2", "loop_a");
+  cs_sample("--sampler mdlm-cached --remask rescale --eta 0.5 --remask-loop --alpha-on 0.9", "loop_c");
+  cs_sample("--remask cap --eta 0.5", "loop_plain");
+  EXPECT_NE(bytes_of(cs_dir() + "/loop_a.txt"), bytes_of(cs_dir() + "/loop_plain.txt"));
+}
+
 // Greedy tokens (top-p of 1e-9 keeps the favourite only) in MaskGIT's deterministic order leave nothing random: two
 // seeds give the same text; the same flags without the filter do not (the 2-step model's law is nearly uniform, so
 // a temperature would need to be below its float32 logit differences, ~1e-5, to be greedy: not used here).
@@ -120,6 +129,7 @@ TEST(CliSampling, SemiAutoregressiveBlocks) {
 struct Bad {
   std::string flags, expect;
   std::string model = "absorbing";
+  int rc = 2;  // a usage error; 1: refused by the sampler once the grid is known
 };
 
 // A 1-step Gaussian image model (the quickstart config, Fashion-MNIST) for the flags that need a discrete process.
@@ -143,6 +153,12 @@ TEST(CliSampling, MisuseIsNamedWithTheChoices) {
       {"--remask cap --unmask margin", "--remask cap with --unmask margin"},
       {"--sampler tweedie --remask cap", "--remask: an option of --sampler ancestral or mdlm-cached"},
       {"--sampler euler --unmask margin", "--unmask: an option of --sampler ancestral or mdlm-cached"},
+      {"--remask-loop", "--remask-loop: remasks inside the loop, so it needs --remask cap, rescale or conf"},
+      {"--t-on 0.5", "--t-on: belongs to --remask-loop"},
+      {"--remask cap --eta 0.1 --remask-loop --t-on 0.3 --t-off 0.4", "--t-off: expected a time below --t-on 0.3, got '0.4'"},
+      {"--remask cap --remask-loop --alpha-on 1", "--alpha-on: expected a number in (0, 1), got '1'"},
+      {"--sampler tweedie --remask-loop", "--remask-loop: an option of --sampler ancestral or mdlm-cached"},
+      {"--remask cap --eta 0.1 --remask-loop --t-on 0.52 --t-off 0.5", "the ReMDM loop [t_off, t_on] = [0.500000, 0.520000] holds no step of the 2-step grid", "absorbing", 1},
       {"--length 40", "--length needs --block"},
       {"--block 4", "--block needs --length"},
       {"--length 10 --block 4", "--length: expected at least the model's sequence length 16, got '10'"},
@@ -156,7 +172,7 @@ TEST(CliSampling, MisuseIsNamedWithTheChoices) {
   for (const auto& b : bad) {
     const auto ck = b.model == "uniform" ? uniform : b.model == "gauss" ? gauss : cs_absorbing();
     auto r = run_cli("sample --checkpoint " + ck + " --num 1 --steps 2 --threads 1 " + b.flags + " --out " + cs_dir() + "/bad.txt");
-    EXPECT_EQ(r.rc, 2) << b.flags << "\n" << r.out;
+    EXPECT_EQ(r.rc, b.rc) << b.flags << "\n" << r.out;
     EXPECT_NE(r.out.find(b.expect), std::string::npos) << b.flags << "\n" << r.out;
   }
 }
