@@ -79,10 +79,7 @@ bool has_sampling_flags(const cxxopts::ParseResult& args) {
 
 nlohmann::json masked_method_from_flags(const cxxopts::ParseResult& args, const std::string& sampler) {
   const bool mine = sampler == "ancestral" || sampler == "mdlm-cached";
-  for (const auto* f : {"remask", "unmask"})
-    if (args.count(f) && !mine)
-      throw UsageError(std::string("--") + f + ": an option of --sampler ancestral or mdlm-cached (absorbing models), not of " + sampler);
-  for (const auto* f : {"remask-loop", "t-on", "t-off", "alpha-on"})
+  for (const auto* f : {"remask", "unmask", "remask-loop", "t-on", "t-off", "alpha-on"})
     if (args.count(f) && !mine)
       throw UsageError(std::string("--") + f + ": an option of --sampler ancestral or mdlm-cached (absorbing models), not of " + sampler);
   for (const auto* f : {"t-on", "t-off", "alpha-on"})
