@@ -52,6 +52,15 @@ torch::Tensor ms_product() {
   return torch::einsum("a,b,c->abc", {m0, m1, m2}).reshape({-1});
 }
 
+// The exact denoiser of ms_product(): each position's marginal of ms_joint(), whatever x_t and t (independent positions).
+DenoiseFn ms_product_denoiser() {
+  auto J = ms_joint().reshape({kK, kK, kK});
+  auto px0 = torch::stack({J.sum(at::IntArrayRef{1, 2}), J.sum(at::IntArrayRef{0, 2}), J.sum(at::IntArrayRef{0, 1})});  // [L, K]
+  return [px0](const torch::Tensor& xt, const torch::Tensor&) {
+    return torch::log(px0).unsqueeze(0).expand({xt.size(0), kL, kK}).contiguous();
+  };
+}
+
 torch::Tensor ms_cell_counts(const torch::Tensor& x) {
   return torch::bincount(x.select(1, 0) * 9 + x.select(1, 1) * 3 + x.select(1, 2), {}, 27).to(torch::kFloat64);
 }
@@ -92,11 +101,7 @@ TEST(ReMdm, CapAndRescaleKeepTheForwardMarginalsWithAnExactDenoiser) {
   auto p = ms_make();
   const int64_t N = 20000;
   auto law = ms_product();
-  auto px0 = torch::stack({law.reshape({kK, kK, kK}).sum(at::IntArrayRef{1, 2}), law.reshape({kK, kK, kK}).sum(at::IntArrayRef{0, 2}),
-                           law.reshape({kK, kK, kK}).sum(at::IntArrayRef{0, 1})});  // [L, K]
-  DenoiseFn f = [px0](const torch::Tensor& xt, const torch::Tensor&) {
-    return torch::log(px0).unsqueeze(0).expand({xt.size(0), kL, kK}).contiguous();
-  };
+  auto f = ms_product_denoiser();
   auto grid = time_grid(*p, 10);
   for (const auto& o : {MaskedOptions().remask("cap").eta(0.5), MaskedOptions().remask("rescale").eta(0.8),
                         MaskedOptions().remask("cap").eta(1.0)}) {
@@ -144,11 +149,7 @@ TEST(ReMdm, LoopHoldsAlphaInsideTheLoopAndRemasksOnlyThere) {
       return t >= t_on ? alpha(t) : t >= t_off ? alpha(t_on) : alpha(t * t_on / t_off);
     };
     auto law = ms_product();
-    auto J = law.reshape({kK, kK, kK});
-    auto px0 = torch::stack({J.sum(at::IntArrayRef{1, 2}), J.sum(at::IntArrayRef{0, 2}), J.sum(at::IntArrayRef{0, 1})});  // [L, K]
-    DenoiseFn f = [px0](const torch::Tensor& xt, const torch::Tensor&) {
-      return torch::log(px0).unsqueeze(0).expand({xt.size(0), kL, kK}).contiguous();
-    };
+    auto f = ms_product_denoiser();
     for (auto o : {MaskedOptions().remask("cap").eta(0.5), MaskedOptions().remask("rescale").eta(0.8)}) {
       o.loop(true).t_on(t_on).t_off(t_off).alpha_on(with_alpha_on ? 0.9 : 0.0);
       for (const std::string sampler : {"ancestral", "mdlm-cached"}) {
