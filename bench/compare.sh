@@ -7,7 +7,7 @@
 #
 #   bench/compare.sh [--gsdiff build/bin/gsdiff] [--rounds 3] [--threads 2] [--warmup 2] [--steps 5]
 #                    [--variants "glibc tuned jemalloc"] [--optimizers "fused torch"] [--blocks "on off"]
-#                    [--baseline BIN] [--raw FILE] [--peers "eager compiled"] [--seq-len 256]
+#                    [--convs "cached aten"] [--baseline BIN] [--raw FILE] [--peers "eager compiled"] [--seq-len 256]
 #                    CONFIG:BATCH ...
 # Peers: eager = compare_python.py (impl "python"), compiled = compare_python.py --compile (impl
 # "python-compiled"; inductor compiles during its warm-up steps, which are not timed).
@@ -18,11 +18,13 @@
 # "gsdiff") and torch (torch::optim::AdamW per tensor, the earlier gsdiff; impl "gsdiff-torch"), run back to back.
 # Blocks (gsdiff bench --block-autograd): on (default; U-Net blocks as single autograd nodes with the CPU
 # kernels of models/cpu_kernels.h) and off (op by op, before; impl "gsdiff-blocksoff"), run back to back.
+# Convs (gsdiff bench --conv): cached (default; CPU convolutions on gsdiff's cached oneDNN primitives,
+# models/onednn_conv.h) and aten (ATen's own convolutions, before; impl "gsdiff-convaten"), run back to back.
 # --baseline BIN: another gsdiff build (e.g. the previous commit's) run in the same rounds as impl
 # "gsdiff-baseline", for a before/after ratio measured side by side (ratio_cpu_baseline).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-gsdiff="$here/../build/bin/gsdiff" rounds=3 threads=2 warmup=2 steps=5 variants="glibc tuned jemalloc" optimizers="fused" blocks="on" raw="" baseline=""
+gsdiff="$here/../build/bin/gsdiff" rounds=3 threads=2 warmup=2 steps=5 variants="glibc tuned jemalloc" optimizers="fused" blocks="on" convs="cached" raw="" baseline=""
 peers="eager compiled" seq_len=256 py=${PYTHON:-$here/../.venv/bin/python}
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -34,11 +36,12 @@ while [[ $# -gt 0 ]]; do
     --variants) variants="$2"; shift 2 ;;
     --optimizers) optimizers="$2"; shift 2 ;;
     --blocks) blocks="$2"; shift 2 ;;
+    --convs) convs="$2"; shift 2 ;;
     --baseline) baseline="$2"; shift 2 ;;
     --raw) raw="$2"; shift 2 ;;
     --peers) peers="$2"; shift 2 ;;
     --seq-len) seq_len="$2"; shift 2 ;;
-    -h|--help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) break ;;
   esac
 done
@@ -50,8 +53,8 @@ tunables="glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=21474
 # Same BLAS/OpenMP thread count everywhere.
 export OMP_NUM_THREADS=$threads OPENBLAS_NUM_THREADS=$threads
 
-run_variant() {  # impl variant config batch [optimizer] [blocks]
-  local impl=$1 v=$2 cfg=$3 b=$4 opt=${5:-fused} bl=${6:-on} pre="" envs=()
+run_variant() {  # impl variant config batch [optimizer] [blocks] [conv]
+  local impl=$1 v=$2 cfg=$3 b=$4 opt=${5:-fused} bl=${6:-on} cv=${7:-cached} pre="" envs=()
   case "$v" in
     glibc) envs=(GSDIFF_MALLOC=default) ;;
     tuned) [[ $impl == python ]] && envs=(GLIBC_TUNABLES=$tunables) ;;
@@ -64,7 +67,8 @@ run_variant() {  # impl variant config batch [optimizer] [blocks]
     local bin=$gsdiff
     [[ $impl == gsdiff-baseline ]] && bin=$baseline
     out=$(env "${envs[@]}" "$bin" bench --config "$cfg" --batch "$b" --threads "$threads" --warmup "$warmup" \
-          --steps "$steps" --sample-calls 3 --seq-len "$seq_len" --label "$v" --optimizer "$opt" --block-autograd "$bl")
+          --steps "$steps" --sample-calls 3 --seq-len "$seq_len" --label "$v" --optimizer "$opt" --block-autograd "$bl" \
+          $([[ $impl == gsdiff-baseline ]] || echo --conv "$cv"))
     params=$("$py" -c 'import json,sys; print(json.loads(sys.argv[1])["parameters"])' "$out")
   else
     local comp=()
@@ -83,10 +87,13 @@ for ((r = 1; r <= rounds; r++)); do
     for v in $variants; do
       for o in $optimizers; do
         for bl in $blocks; do
-          impl=gsdiff
-          [[ $o == fused ]] || impl="$impl-$o"
-          [[ $bl == on ]] || impl="$impl-blocksoff"
-          run_variant "$impl" "$v" "$cfg" "$b" "$o" "$bl"
+          for cv in $convs; do
+            impl=gsdiff
+            [[ $o == fused ]] || impl="$impl-$o"
+            [[ $bl == on ]] || impl="$impl-blocksoff"
+            [[ $cv == cached ]] || impl="$impl-conv$cv"
+            run_variant "$impl" "$v" "$cfg" "$b" "$o" "$bl" "$cv"
+          done
         done
       done
       [[ -n $baseline ]] && run_variant gsdiff-baseline "$v" "$cfg" "$b" fused
@@ -121,7 +128,7 @@ for (case, v, impl), ds in sorted(by.items()):
 for case, vs in summary["cases"].items():
     for v, c in vs.items():
         for impl in [i for i in list(c) if i.startswith("gsdiff")]:
-            suffix = impl[len("gsdiff"):].replace("-", "_")  # "" (fused), "_torch", "_blocksoff", "_baseline"
+            suffix = impl[len("gsdiff"):].replace("-", "_")  # "" (fused), "_torch", "_blocksoff", "_convaten", "_baseline"
             for peer, tag in (("python", ""), ("python-compiled", "_vs_compiled")):
                 if peer not in c:
                     continue
@@ -137,5 +144,13 @@ for case, vs in summary["cases"].items():
                     if per:
                         c["per_round_ratio_cpu" + what + suffix + tag] = [round(q, 3) for q in per]
                         c["median_round_ratio_cpu" + what + suffix + tag] = med(per)
+        if "gsdiff" in c and "gsdiff-convaten" in c:  # the cached convolutions against ATen's, same rounds
+            rounds = collections.defaultdict(dict)
+            for d in runs:
+                if d["case"] == case and d["variant"] == v and d["impl"] in ("gsdiff", "gsdiff-convaten"):
+                    rounds[d["round"]][d["impl"]] = d["train"]["step_cpu_ms_median"]
+            per = [x["gsdiff"] / x["gsdiff-convaten"] for _, x in sorted(rounds.items()) if len(x) == 2]
+            c["per_round_ratio_cpu_cached_vs_aten_conv"] = [round(q, 3) for q in per]
+            c["median_round_ratio_cpu_cached_vs_aten_conv"] = med(per)
 print(json.dumps(summary, indent=1))
 PY

@@ -5,6 +5,15 @@
 
 namespace gsdiff {
 
+// Whether autocast is on for the CPU or CUDA now (ops that bypass ATen's dispatcher must then step aside).
+inline bool autocast_active() {
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+  return at::autocast::is_autocast_enabled(at::kCPU) || at::autocast::is_autocast_enabled(at::kCUDA);
+#else
+  return at::autocast::is_enabled() || at::autocast::is_cpu_enabled();
+#endif
+}
+
 // bf16 autocast for the scope on CUDA or CPU (the API moved in LibTorch 2.4; both are handled). Only the
 // forward pass belongs inside: backward runs each op in the dtype its forward used.
 class Bf16Autocast {

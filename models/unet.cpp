@@ -6,6 +6,7 @@
 #include <string>
 
 #include "models/json_reader.h"
+#include "models/onednn_conv.h"
 
 namespace gsdiff {
 namespace F = torch::nn::functional;
@@ -231,10 +232,10 @@ torch::Tensor UNetImpl::forward_self_cond(torch::Tensor x, torch::Tensor t, torc
                      : input_embed(x + channel_offset);  // [B, C, H, W, E]
     if (est.defined()) e = e + sc_embed(est.to(e.scalar_type()));  // + [B, C, H, W, E]
     h = e.permute({0, 1, 4, 2, 3}).flatten(1, 2);  // [B, C*E, H, W]
-    h = conv_in(h);
+    h = gsdiff::conv2d(conv_in, h, 1);
   } else {
-    h = conv_in(x);  // [B, ch, H, W]
-    if (est.defined()) h = h + sc_conv(est.to(h.scalar_type()));
+    h = gsdiff::conv2d(conv_in, x, 1);  // [B, ch, H, W]
+    if (est.defined()) h = h + gsdiff::conv2d(sc_conv, est.to(h.scalar_type()), 1);
   }
   std::vector<torch::Tensor> hs{h};
   size_t i = 0;
@@ -261,7 +262,7 @@ torch::Tensor UNetImpl::forward_self_cond(torch::Tensor x, torch::Tensor t, torc
     }
     if (l > 0) h = upsample[l](h);  // [B, c, 2H, 2W]
   }
-  h = conv_out(F::silu(group_norm_in_param_dtype(norm_out, h)));  // [B, head, H, W]
+  h = gsdiff::conv2d(conv_out, F::silu(group_norm_in_param_dtype(norm_out, h)), 1);  // [B, head, H, W]
   if (o.output_states() > 0) {
     // [B, C*K, H, W] -> [B, C, K, H, W] -> [B, C, H, W, K] (categories last)
     h = h.unflatten(1, {-1, o.output_states()}).permute({0, 1, 3, 4, 2});

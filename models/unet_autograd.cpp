@@ -8,7 +8,9 @@
 #include <atomic>
 #include <cmath>
 
+#include "models/autocast.h"
 #include "models/cpu_kernels.h"
+#include "models/onednn_conv.h"
 #include "models/unet_blocks.h"
 
 namespace gsdiff {
@@ -26,14 +28,6 @@ void check_no_double_backward(const char* node) {
 }
 
 std::atomic<bool> g_block_autograd{true};
-
-bool autocast_active() {
-#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
-  return at::autocast::is_autocast_enabled(at::kCPU) || at::autocast::is_autocast_enabled(at::kCUDA);
-#else
-  return at::autocast::is_enabled() || at::autocast::is_cpu_enabled();
-#endif
-}
 
 // What at::group_norm hands to native_group_norm (and what its autograd node saves): the input in its
 // suggested memory format on CPU, plain contiguous elsewhere.
@@ -77,12 +71,10 @@ std::tuple<Tensor, Tensor, Tensor> gn_silu_backward(const Tensor& ga, const Tens
 }
 
 // Gradients of y = conv2d(in, w, b) (stride 1, square padding and dilation) w.r.t. (in, w, b) where `mask`
-// asks for them.
+// asks for them: gsdiff's cached oneDNN convolutions where they apply, else ATen's (models/onednn_conv.h).
 std::tuple<Tensor, Tensor, Tensor> conv_backward(const Tensor& g, const Tensor& in, const Tensor& w, int64_t pad,
                                                  std::array<bool, 3> mask, int64_t dilation = 1) {
-  const std::vector<int64_t> bias_sizes{w.size(0)};
-  return at::convolution_backward(g, in, w, bias_sizes, {1, 1}, {pad, pad}, {dilation, dilation}, false, {0, 0}, 1,
-                                  mask);
+  return conv2d_backward(g, in, w, 1, pad, dilation, mask);
 }
 
 // The dilation to run a 1x1 convolution of `x` with `w` at (the ResBlock shortcut, attention's qkv and
@@ -92,6 +84,7 @@ std::tuple<Tensor, Tensor, Tensor> conv_backward(const Tensor& g, const Tensor& 
 // "conv_1x1_microbenchmark"). A 1x1 kernel reads
 // no neighbours, so its dilation changes nothing but ATen's choice of kernels: 2 selects oneDNN.
 int64_t dilation_1x1(const Tensor& x, const Tensor& w) {
+  if (cached_conv_enabled()) return 1;  // the cached oneDNN path: no choice of ATen's to steer
   if (!x.is_cpu() || x.scalar_type() != at::kFloat || !at::hasMKLDNN() || !at::globalContext().userEnabledMkldnn())
     return 1;
   const double macs = double(x.numel()) * double(w.size(0));  // B * Ci * H * W * Co
@@ -99,8 +92,7 @@ int64_t dilation_1x1(const Tensor& x, const Tensor& w) {
 }
 
 Tensor conv1x1(const Tensor& x, const Tensor& w, const c10::optional<Tensor>& b) {
-  const std::vector<int64_t> one{1, 1}, zero{0, 0}, d(2, dilation_1x1(x, w));
-  return at::conv2d(x, w, b, one, zero, d);
+  return conv2d_forward(x, w, b.value_or(Tensor()), 1, 0, dilation_1x1(x, w));
 }
 
 // Tensor inputs, in order: x, proj, norm1 (w, b), conv1 (w, b), norm2 (w, b), conv2 (w, b), skip (w, b);
@@ -117,7 +109,7 @@ struct ResBlockNode : torch::autograd::Function<ResBlockNode> {
     const Tensor skw = skw_.value_or(Tensor());
     auto X = group_norm_input(x);                                               // [B, Ci, H, W]
     auto [a1, mean1, rstd1, n1] = gn_silu_forward(X, n1w, n1b, groups1, eps1);  // a1 = silu(GroupNorm(x))
-    auto h1 = at::conv2d(a1, c1w, c1b, {1, 1}, {1, 1});  // [B, Co, H, W]
+    auto h1 = conv2d_forward(a1, c1w, c1b, 1, 1, 1);  // [B, Co, H, W]
     h1.add_(proj.view({-1, Co, 1, 1}));                  // + Dense(temb) [B, Co, 1, 1]
     auto H1 = group_norm_input(h1);
     auto [a2, mean2, rstd2, n2] = gn_silu_forward(H1, n2w, n2b, groups2, eps2);
@@ -134,7 +126,7 @@ struct ResBlockNode : torch::autograd::Function<ResBlockNode> {
         std::tie(d, noise) = at::native_dropout(a2, p, true);
       }
     }
-    auto h2 = at::conv2d(d, c2w, c2b, {1, 1}, {1, 1});  // [B, Co, H, W]
+    auto h2 = conv2d_forward(d, c2w, c2b, 1, 1, 1);  // [B, Co, H, W]
     auto out = at::add(skw.defined() ? conv1x1(x, skw, skb) : x, h2);
     ctx->save_for_backward(
         {x, X, mean1, rstd1, n1, a1, H1, mean2, rstd2, n2, noise, d, n1w, c1w, n2w, c2w, skw, n1b, n2b});

@@ -16,7 +16,8 @@ struct AttnBlockImpl;
 // AttnBlock's up to bmm's summation order (tests/models/unet_autograd_test.cpp); on the CPU,
 // silu(GroupNorm(x)) and dropout run on the kernels of models/cpu_kernels.h (float32, AVX2: equal up to
 // float rounding; dropout draws its mask from its own counter-based hash, so a seed gives other masks than
-// ATen's bernoulli_), and 1x1 convolutions from 4M multiply-adds up run on oneDNN instead of THNN (faster;
+// ATen's bernoulli_), and the convolutions run on gsdiff's cached oneDNN primitives (models/onednn_conv.h)
+// where built, else 1x1 convolutions from 4M multiply-adds up on ATen's oneDNN instead of THNN (both faster;
 // equal up to float rounding). Off: every op is its own node, as before.
 void set_block_autograd(bool on);
 bool block_autograd_enabled();

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "models/layers.h"
+#include "models/onednn_conv.h"
 #include "models/unet_autograd.h"
 
 namespace gsdiff {
@@ -45,13 +46,13 @@ torch::Tensor ResBlockImpl::forward(const torch::Tensor& x, const torch::Tensor&
 
 torch::Tensor ResBlockImpl::forward_temb_proj(const torch::Tensor& x, const torch::Tensor& proj) {
   if (use_block_autograd(x, conv1->weight)) return resblock_single_node(*this, x, proj);  // same values, one node
-  auto h = conv1(F::silu(group_norm_in_param_dtype(norm1, x)));  // [B,Co,H,W]
+  auto h = gsdiff::conv2d(conv1, F::silu(group_norm_in_param_dtype(norm1, x)), 1);  // [B,Co,H,W]
   // + [B,Co,1,1]: one view (Co is a model constant, B stays symbolic) instead of two unsqueezes.
   h = h + proj.view({-1, conv1->options.out_channels(), 1, 1});
   h = F::silu(group_norm_in_param_dtype(norm2, h));
   if (dropout->options.p() > 0) h = dropout(h);  // p = 0: identity, skip the call
-  h = conv2(h);                                  // [B,Co,H,W]
-  return (skip ? skip(x) : x) + h;
+  h = gsdiff::conv2d(conv2, h, 1);                // [B,Co,H,W]
+  return (skip ? gsdiff::conv2d(skip, x, 0) : x) + h;
 }
 
 AttnBlockImpl::AttnBlockImpl(int64_t ch, int64_t h, int64_t groups) : heads(h) {
@@ -68,7 +69,7 @@ torch::Tensor AttnBlockImpl::forward(const torch::Tensor& x) {
   if (use_block_autograd(x, qkv->weight)) return attnblock_single_node(*this, x);  // the same values, one node
 #endif
   // Shapes stay symbolic: only model constants (3, heads) enter reshapes, never B, H or W.
-  auto qkv_ = qkv(group_norm_in_param_dtype(norm, x)).flatten(2);  // [B, 3C, N]
+  auto qkv_ = gsdiff::conv2d(qkv, group_norm_in_param_dtype(norm, x), 0).flatten(2);  // [B, 3C, N]
 #if TORCH_VERSION_MAJOR < 2
   // LibTorch 1.13 has no fused attention: the plain formula on the channels-first layout, with bmm
   // taking the transposed operands as strided views, so nothing is copied into [B, heads, N, Dh] and back.
@@ -84,7 +85,7 @@ torch::Tensor AttnBlockImpl::forward(const torch::Tensor& x) {
   wt = wt.scalar_type() == torch::kFloat ? torch::softmax(wt, 1)  // softmax in fp32
                                          : torch::softmax(wt.to(torch::kFloat), 1).to(v.scalar_type());
   auto o = torch::bmm(v, wt);  // [B*heads, Dh, N] = [B, C, N] in memory
-  return x + proj(o.view_as(x));
+  return x + gsdiff::conv2d(proj, o.view_as(x), 0);
 #else
   qkv_ = qkv_.unflatten(1, {3, heads, -1});                        // [B, 3, heads, Dh, N]
   auto q = qkv_.select(1, 0).transpose(-2, -1);                    // [B, heads, N, Dh]
@@ -92,7 +93,7 @@ torch::Tensor AttnBlockImpl::forward(const torch::Tensor& x) {
   auto v = qkv_.select(1, 2).transpose(-2, -1);
   auto o = dot_product_attention(q, k, v);              // [B, heads, N, Dh]
   o = o.transpose(-2, -1).flatten(1, 2).reshape_as(x);  // [B, C, H, W]
-  return x + proj(o);
+  return x + gsdiff::conv2d(proj, o, 0);
 #endif
 }
 
@@ -102,7 +103,7 @@ DownsampleImpl::DownsampleImpl(int64_t ch, bool with_conv) {
 }
 
 torch::Tensor DownsampleImpl::forward(const torch::Tensor& x) {
-  return conv ? conv(x) : F::avg_pool2d(x, F::AvgPool2dFuncOptions(2).stride(2));
+  return conv ? gsdiff::conv2d(conv, x, 1) : F::avg_pool2d(x, F::AvgPool2dFuncOptions(2).stride(2));
 }
 
 UpsampleImpl::UpsampleImpl(int64_t ch, bool with_conv) {
@@ -113,7 +114,7 @@ torch::Tensor UpsampleImpl::forward(const torch::Tensor& x) {
   // Scale factors, not an output size, so no spatial size is frozen into a traced graph.
   std::vector<double> scale{2.0, 2.0};
   auto h = at::upsample_nearest2d(x, c10::nullopt, scale);  // [B, C, 2H, 2W]
-  return conv ? conv(h) : h;
+  return conv ? gsdiff::conv2d(conv, h, 1) : h;
 }
 
 }  // namespace gsdiff

@@ -12,6 +12,7 @@ PKGS=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libgloo-dev             # needed by the c10d headers (ProcessGroupGloo.hpp)
   libpng-dev zlib1g-dev
+  libdnnl-dev             # oneDNN 2 for the cached CPU convolutions (models/onednn_conv.h)
   dataset-fashion-mnist   # real images on a fresh machine
   dict-gcide              # real English text (the text configs' stand-in for text8 in the tests)
   clang libclang-rt-14-dev  # libFuzzer targets for the data parsers

@@ -28,6 +28,7 @@
 #include "core/registry.h"
 #include "models/autocast.h"
 #include "models/denoiser.h"
+#include "models/onednn_conv.h"
 #include "models/unet_autograd.h"
 #include "tools/commands.h"
 #include "tools/flags.h"
@@ -172,6 +173,8 @@ int cmd_bench(int argc, char** argv) {
       cxxopts::value<std::string>()->default_value("fp32"))(
       "block-autograd", "on | off: U-Net ResBlock/AttnBlock as one autograd node each (models/unet_autograd.h, "
       "the default) or op by op (before)", cxxopts::value<std::string>()->default_value("on"))(
+      "conv", "cached | aten: CPU convolutions on gsdiff's cached oneDNN primitives (models/onednn_conv.h, the "
+      "default where built) or ATen's own", cxxopts::value<std::string>()->default_value("cached"))(
       "h,help", "show this help");
   const std::vector<NumFlag> nums = {
       {"steps", "timed train steps (and sampling calls)", NumFlag::Int64, 1, 1e9, false, false, "", "10"},
@@ -233,6 +236,11 @@ int cmd_bench(int argc, char** argv) {
   if (block_autograd != "on" && block_autograd != "off")
     throw std::runtime_error("--block-autograd: on or off, got '" + block_autograd + "'");
   set_block_autograd(block_autograd == "on");
+  const std::string conv = args["conv"].as<std::string>();
+  if (conv != "cached" && conv != "aten") throw std::runtime_error("--conv: cached or aten, got '" + conv + "'");
+  if (conv == "cached" && !cached_conv_built())
+    throw std::runtime_error("--conv cached: this gsdiff was built without oneDNN (GSDIFF_ONEDNN; libdnnl-dev 2.x)");
+  set_cached_conv(conv == "cached");
   std::unique_ptr<torch::optim::AdamW> torch_opt;
   std::unique_ptr<FlatParams> flat;
   std::unique_ptr<FusedAdamW> fused_opt;
@@ -352,6 +360,7 @@ int cmd_bench(int argc, char** argv) {
   r["optimizer"] = optimizer;
   r["precision"] = precision;
   r["block_autograd"] = block_autograd;
+  r["conv"] = conv;
   r["output_dtype"] = c10::toString(out_dtype);  // of the train step's network output
   r["device"] = device.str();
   r["threads"] = torch::get_num_threads();

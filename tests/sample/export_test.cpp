@@ -8,6 +8,7 @@
 
 #include "core/registry.h"
 #include "models/model_test_util.h"
+#include "models/onednn_conv.h"
 #include "models/trace.h"
 #include "sample/export.h"
 #include "sample/guidance.h"
@@ -86,7 +87,13 @@ TEST(Export, EagerEqualityMetadataAndSamplingFromTheExport) {
     auto sampler = make_sampler(c.categorical ? "ancestral" : "ddim");
     auto grid = time_grid(*process, 5);
     auto g1 = testing::seeded(8), g2 = testing::seeded(8);
+    // The same convolution kernels on both sides: the trace records ATen's, and the module's cached oneDNN
+    // ones differ from them by float rounding (within the 1e-5 above), which DDIM's x0 = (x - sigma eps) / alpha
+    // multiplies by sigma / alpha, large at the first steps
+    // (measured 1.5e-3 after 5 steps; models/onednn_conv.h has its own tests).
+    set_cached_conv(false);
     auto a = sampler(*process, model_denoise_fn(net), grid, shape, g1, {});
+    set_cached_conv(true);
     auto b = sampler(*rebuilt, jit_denoise_fn(loaded.module), grid, shape, g2, {});
     if (c.categorical)
       EXPECT_TRUE(torch::equal(a, b)) << c.name;
