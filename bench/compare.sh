@@ -7,7 +7,7 @@
 #
 #   bench/compare.sh [--gsdiff build/bin/gsdiff] [--rounds 3] [--threads 2] [--warmup 2] [--steps 5]
 #                    [--variants "glibc tuned jemalloc"] [--optimizers "fused torch"] [--blocks "on off"]
-#                    [--convs "cached aten"] [--baseline BIN] [--raw FILE] [--peers "eager compiled"] [--seq-len 256]
+#                    [--convs "cached aten winograd"] [--baseline BIN] [--raw FILE] [--peers "eager compiled"] [--seq-len 256]
 #                    CONFIG:BATCH ...
 # Peers: eager = compare_python.py (impl "python"), compiled = compare_python.py --compile (impl
 # "python-compiled"; inductor compiles during its warm-up steps, which are not timed).
@@ -19,7 +19,8 @@
 # Blocks (gsdiff bench --block-autograd): on (default; U-Net blocks as single autograd nodes with the CPU
 # kernels of models/cpu_kernels.h) and off (op by op, before; impl "gsdiff-blocksoff"), run back to back.
 # Convs (gsdiff bench --conv): cached (default; CPU convolutions on gsdiff's cached oneDNN primitives,
-# models/onednn_conv.h) and aten (ATen's own convolutions, before; impl "gsdiff-convaten"), run back to back.
+# models/onednn_conv.h), aten (ATen's own convolutions, before; impl "gsdiff-convaten") and winograd (the cached
+# path with --conv-algorithm winograd; impl "gsdiff-convwinograd"), run back to back.
 # --baseline BIN: another gsdiff build (e.g. the previous commit's) run in the same rounds as impl
 # "gsdiff-baseline", for a before/after ratio measured side by side (ratio_cpu_baseline).
 set -euo pipefail
@@ -53,6 +54,10 @@ tunables="glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=21474
 # Same BLAS/OpenMP thread count everywhere.
 export OMP_NUM_THREADS=$threads OPENBLAS_NUM_THREADS=$threads
 
+conv_flags() {  # cached | aten | winograd (the cached path with --conv-algorithm winograd)
+  if [[ $1 == winograd ]]; then echo --conv cached --conv-algorithm winograd; else echo --conv "$1"; fi
+}
+
 run_variant() {  # impl variant config batch [optimizer] [blocks] [conv]
   local impl=$1 v=$2 cfg=$3 b=$4 opt=${5:-fused} bl=${6:-on} cv=${7:-cached} pre="" envs=()
   case "$v" in
@@ -68,7 +73,7 @@ run_variant() {  # impl variant config batch [optimizer] [blocks] [conv]
     [[ $impl == gsdiff-baseline ]] && bin=$baseline
     out=$(env "${envs[@]}" "$bin" bench --config "$cfg" --batch "$b" --threads "$threads" --warmup "$warmup" \
           --steps "$steps" --sample-calls 3 --seq-len "$seq_len" --label "$v" --optimizer "$opt" --block-autograd "$bl" \
-          $([[ $impl == gsdiff-baseline ]] || echo --conv "$cv"))
+          $([[ $impl == gsdiff-baseline ]] || conv_flags "$cv"))
     params=$("$py" -c 'import json,sys; print(json.loads(sys.argv[1])["parameters"])' "$out")
   else
     local comp=()
@@ -144,13 +149,17 @@ for case, vs in summary["cases"].items():
                     if per:
                         c["per_round_ratio_cpu" + what + suffix + tag] = [round(q, 3) for q in per]
                         c["median_round_ratio_cpu" + what + suffix + tag] = med(per)
-        if "gsdiff" in c and "gsdiff-convaten" in c:  # the cached convolutions against ATen's, same rounds
+        # the cached convolutions against ATen's, and Winograd against direct, in the same rounds
+        for num, den, tag in (("gsdiff", "gsdiff-convaten", "cached_vs_aten_conv"),
+                              ("gsdiff-convwinograd", "gsdiff", "winograd_vs_direct_conv")):
+            if num not in c or den not in c:
+                continue
             rounds = collections.defaultdict(dict)
             for d in runs:
-                if d["case"] == case and d["variant"] == v and d["impl"] in ("gsdiff", "gsdiff-convaten"):
+                if d["case"] == case and d["variant"] == v and d["impl"] in (num, den):
                     rounds[d["round"]][d["impl"]] = d["train"]["step_cpu_ms_median"]
-            per = [x["gsdiff"] / x["gsdiff-convaten"] for _, x in sorted(rounds.items()) if len(x) == 2]
-            c["per_round_ratio_cpu_cached_vs_aten_conv"] = [round(q, 3) for q in per]
-            c["median_round_ratio_cpu_cached_vs_aten_conv"] = med(per)
+            per = [x[num] / x[den] for _, x in sorted(rounds.items()) if len(x) == 2]
+            c["per_round_ratio_cpu_" + tag] = [round(q, 3) for q in per]
+            c["median_round_ratio_cpu_" + tag] = med(per)
 print(json.dumps(summary, indent=1))
 PY

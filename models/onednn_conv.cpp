@@ -6,6 +6,7 @@
 #include <atomic>
 #include <map>
 #include <memory>
+#include <stdexcept>
 #include <string>
 
 #include "models/autocast.h"
@@ -21,8 +22,12 @@ namespace {
 using torch::Tensor;
 
 std::atomic<bool> g_cached_conv{true};
-std::array<std::atomic<int64_t>, 3> g_counts{};  // forward, backward-data, backward-weights
-[[maybe_unused]] void count(int i) { g_counts[i].fetch_add(1, std::memory_order_relaxed); }
+std::atomic<int> g_algorithm{static_cast<int>(ConvAlgorithm::direct)};
+std::array<std::atomic<int64_t>, 3> g_counts{}, g_wino{};  // forward, backward-data, backward-weights
+[[maybe_unused]] void count(int i, bool wino) {
+  g_counts[i].fetch_add(1, std::memory_order_relaxed);
+  if (wino) g_wino[i].fetch_add(1, std::memory_order_relaxed);
+}
 
 #ifdef GSDIFF_ONEDNN
 using dnnl::memory;
@@ -81,9 +86,23 @@ template <class PD>
 bool jit(const PD& pd) {
   return std::string(pd.impl_info_str()).rfind("jit", 0) == 0;
 }
+template <class PD>
+bool wino(const PD& pd) {
+  return std::string(pd.impl_info_str()).find("wino") != std::string::npos;
+}
 
-// Shape of one convolution: B, C, H, W, O, k, stride, pad, dilation, bias.
-using Key = std::array<int64_t, 10>;
+// The primitive descriptor make(algorithm) for the asked algorithm; direct where oneDNN has no Winograd kernel.
+template <class F>
+auto with_algorithm(bool winograd, F make) {
+  if (winograd) try {
+      return make(dnnl::algorithm::convolution_winograd);
+    } catch (const dnnl::error&) {
+    }
+  return make(dnnl::algorithm::convolution_direct);
+}
+
+// Shape of one convolution: B, C, H, W, O, k, stride, pad, dilation, bias; then the algorithm (1 = winograd).
+using Key = std::array<int64_t, 11>;
 
 struct Plan {
   Dims src, wei, dst, strides, dilates, pads;
@@ -95,6 +114,7 @@ struct Plan {
   // Which primitives take the cached path: oneDNN's JIT kernels only. Its reference and GEMM fallbacks are
   // slower than ATen's choice, and oneDNN 2.6's GEMM backward-weights fails to run for dilated convolutions.
   bool fwd_ok = false, bwd_data_ok = false, bwd_weights_ok = false;
+  bool winograd = false, fwd_wino = false, bwd_data_wino = false, bwd_weights_wino = false;
   bool have_bwd_data = false, have_bwd_weights = false;
   dnnl::convolution_backward_data bwd_data;
   Port d_dst, d_wei, d_src;  // diff_dst in, weights in, diff_src out
@@ -108,14 +128,18 @@ struct Plan {
     src = {B, C, H, W}, wei = {O, C, ks, ks}, dst = {B, O, Ho, Wo};
     strides = {s, s}, dilates = {d - 1, d - 1}, pads = {p, p};  // oneDNN counts dilation from 0
     bias = k[9] != 0;
+    winograd = k[10] != 0;
     bias_md = bias ? plain({O}) : memory::desc();
     using namespace dnnl;
-    auto fd = bias ? convolution_forward::desc(prop_kind::forward_training, algorithm::convolution_direct, any(src),
-                                               any(wei), bias_md, any(dst), strides, dilates, pads, pads)
-                   : convolution_forward::desc(prop_kind::forward_training, algorithm::convolution_direct, any(src),
-                                               any(wei), any(dst), strides, dilates, pads, pads);
-    fwd_pd = convolution_forward::primitive_desc(fd, cpu_engine());
+    fwd_pd = with_algorithm(winograd, [&](algorithm a) {
+      auto fd = bias ? convolution_forward::desc(prop_kind::forward_training, a, any(src), any(wei), bias_md,
+                                                 any(dst), strides, dilates, pads, pads)
+                     : convolution_forward::desc(prop_kind::forward_training, a, any(src), any(wei), any(dst),
+                                                 strides, dilates, pads, pads);
+      return convolution_forward::primitive_desc(fd, cpu_engine());
+    });
     if (!jit(fwd_pd)) return;
+    fwd_wino = wino(fwd_pd);
     fwd = convolution_forward(fwd_pd);
     f_src = Port(plain(src), fwd_pd.src_desc());
     f_wei = Port(plain(wei), fwd_pd.weights_desc());
@@ -129,10 +153,12 @@ struct Plan {
     have_bwd_data = true;
     using namespace dnnl;
     try {
-      convolution_backward_data::desc bd(algorithm::convolution_direct, any(src), any(wei), any(dst), strides,
-                                         dilates, pads, pads);
-      convolution_backward_data::primitive_desc pd(bd, cpu_engine(), fwd_pd);
+      auto pd = with_algorithm(winograd, [&](algorithm a) {
+        convolution_backward_data::desc bd(a, any(src), any(wei), any(dst), strides, dilates, pads, pads);
+        return convolution_backward_data::primitive_desc(bd, cpu_engine(), fwd_pd);
+      });
       if (!jit(pd)) return;
+      bwd_data_wino = wino(pd);
       bwd_data = convolution_backward_data(pd);
       d_dst = Port(plain(dst), pd.diff_dst_desc());
       d_wei = Port(plain(wei), pd.weights_desc());
@@ -146,12 +172,15 @@ struct Plan {
     have_bwd_weights = true;
     using namespace dnnl;
     try {
-      auto bd = bias ? convolution_backward_weights::desc(algorithm::convolution_direct, any(src), any(wei), bias_md,
-                                                          any(dst), strides, dilates, pads, pads)
-                     : convolution_backward_weights::desc(algorithm::convolution_direct, any(src), any(wei), any(dst),
-                                                          strides, dilates, pads, pads);
-      convolution_backward_weights::primitive_desc pd(bd, cpu_engine(), fwd_pd);
+      auto pd = with_algorithm(winograd, [&](algorithm a) {
+        auto bd = bias ? convolution_backward_weights::desc(a, any(src), any(wei), bias_md, any(dst), strides,
+                                                            dilates, pads, pads)
+                       : convolution_backward_weights::desc(a, any(src), any(wei), any(dst), strides, dilates, pads,
+                                                            pads);
+        return convolution_backward_weights::primitive_desc(bd, cpu_engine(), fwd_pd);
+      });
       if (!jit(pd)) return;
+      bwd_weights_wino = wino(pd);
       bwd_weights = convolution_backward_weights(pd);
       w_src = Port(plain(src), pd.src_desc());
       w_dst = Port(plain(dst), pd.diff_dst_desc());
@@ -180,7 +209,8 @@ Plan& plan_for(const Key& k) {
 }
 
 Key key_of(const Tensor& x, const Tensor& w, int64_t stride, int64_t pad, int64_t dilation, bool bias) {
-  return {x.size(0), x.size(1), x.size(2), x.size(3), w.size(0), w.size(2), stride, pad, dilation, bias ? 1 : 0};
+  return {x.size(0), x.size(1), x.size(2), x.size(3), w.size(0), w.size(2), stride, pad, dilation, bias ? 1 : 0,
+          conv_algorithm() == ConvAlgorithm::winograd ? 1 : 0};
 }
 #endif
 
@@ -197,6 +227,13 @@ bool cached_applies(const Tensor& x, const Tensor& w, const Tensor& b) {
 }  // namespace
 
 void set_cached_conv(bool on) { g_cached_conv.store(on, std::memory_order_relaxed); }
+void set_conv_algorithm(ConvAlgorithm a) { g_algorithm.store(static_cast<int>(a), std::memory_order_relaxed); }
+ConvAlgorithm conv_algorithm() { return static_cast<ConvAlgorithm>(g_algorithm.load(std::memory_order_relaxed)); }
+ConvAlgorithm conv_algorithm_named(const std::string& name) {
+  if (name == "direct") return ConvAlgorithm::direct;
+  if (name == "winograd") return ConvAlgorithm::winograd;
+  throw std::invalid_argument("convolution algorithm: direct or winograd, got '" + name + "'");
+}
 bool cached_conv_built() {
 #ifdef GSDIFF_ONEDNN
   return true;
@@ -207,6 +244,10 @@ bool cached_conv_built() {
 std::array<int64_t, 3> cached_conv_counts() {
   return {g_counts[0].load(std::memory_order_relaxed), g_counts[1].load(std::memory_order_relaxed),
           g_counts[2].load(std::memory_order_relaxed)};
+}
+std::array<int64_t, 3> winograd_conv_counts() {
+  return {g_wino[0].load(std::memory_order_relaxed), g_wino[1].load(std::memory_order_relaxed),
+          g_wino[2].load(std::memory_order_relaxed)};
 }
 bool cached_conv_enabled() {
   return cached_conv_built() && cpu_kernels_enabled() && g_cached_conv.load(std::memory_order_relaxed);
@@ -228,7 +269,7 @@ Tensor conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& b, int64_t
       pl.fwd.execute(cpu_stream(), args);
       pl.f_dst.finish(dm, y);
       cpu_stream().wait();
-      count(0);
+      count(0, pl.fwd_wino);
       return y;
     }
   }
@@ -255,7 +296,7 @@ std::tuple<Tensor, Tensor, Tensor> conv2d_backward(const Tensor& g_, const Tenso
                            {DNNL_ARG_DIFF_SRC, xm}});
       pl.d_src.finish(xm, gx);
       data_done = true;
-      count(1);
+      count(1, pl.bwd_data_wino);
     }
     if ((mask[1] || mask[2]) && pl.fwd_ok) pl.need_bwd_weights();
     if ((mask[1] || mask[2]) && pl.bwd_weights_ok) {
@@ -272,7 +313,7 @@ std::tuple<Tensor, Tensor, Tensor> conv2d_backward(const Tensor& g_, const Tenso
       pl.w_wei.finish(wm, gw);
       if (!mask[1]) gw = Tensor();
       weights_done = true;
-      count(2);
+      count(2, pl.bwd_weights_wino);
     }
     cpu_stream().wait();
   }

@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include <array>
+#include <string>
 #include <tuple>
 
 namespace gsdiff {
@@ -22,9 +23,23 @@ void set_cached_conv(bool on);
 bool cached_conv_enabled();  // on, built with oneDNN, and the CPU kernels switch on
 bool cached_conv_built();    // gsdiff was built with a oneDNN of its own (GSDIFF_ONEDNN)
 
+// The cached path's algorithm, process-wide (default direct). direct sums w x as the formula above reads;
+// winograd computes the same convolution by Winograd's minimal filtering F(4x4, 3x3) (Lavin & Gray 2016, "Fast
+// Algorithms for Convolutional Neural Networks"): 6x6 input tiles, 2.25x fewer multiplications for 3x3 kernels at
+// stride 1, and a larger float32 rounding error (tests/models/onednn_conv_test.cpp bounds it). Where oneDNN has no
+// Winograd kernel (other kernel sizes and strides; oneDNN 2.6 has them for AVX-512 CPUs only) a convolution runs
+// direct. The first winograd call of each shape builds its primitives afresh.
+enum class ConvAlgorithm { direct, winograd };
+void set_conv_algorithm(ConvAlgorithm a);
+ConvAlgorithm conv_algorithm();
+// "direct" | "winograd"; anything else throws std::invalid_argument naming both.
+ConvAlgorithm conv_algorithm_named(const std::string& name);
+
 // Primitives run on the cached path since start-up, process-wide: forward, backward-data, backward-weights.
 // A shape oneDNN has no JIT kernel for runs on ATen and is not counted.
 std::array<int64_t, 3> cached_conv_counts();
+// Of those, the ones a Winograd kernel ran.
+std::array<int64_t, 3> winograd_conv_counts();
 
 // y = conv2d(x, w, b): [B, C, H, W], [O, C, k, k], [O] or undefined -> [B, O, H', W'] (no autograd recorded).
 torch::Tensor conv2d_forward(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b, int64_t stride,

@@ -186,6 +186,7 @@ int cmd_bench(int argc, char** argv) {
       {"sample-calls", "timed sampling network calls (-1 = --steps)", NumFlag::Int64, -1, 1e9, false, false,
        "no sampling", "-1"},
       {"seed", "seed", NumFlag::UInt64, 0, std::numeric_limits<double>::infinity(), false, false, "", "0"}};
+  add_conv_algorithm_flag(o);
   add_num_flags(o, nums);
   auto args = parse_checked(o, argc, argv, nums);
   if (args.count("help") || !args.count("config")) {
@@ -210,6 +211,7 @@ int cmd_bench(int argc, char** argv) {
                       : nlohmann::json{{"name", "gaussian-vp"}, {"steps", 1000}};
 
   set_threads(args["threads"].as<int>());
+  apply_conv_algorithm_flag(args);
   const torch::Device device = parse_device(args["device"].as<std::string>());
   const int64_t steps = std::max<int64_t>(1, args["steps"].as<int64_t>());
   const int64_t warmup = std::max<int64_t>(0, args["warmup"].as<int64_t>());
@@ -346,11 +348,14 @@ int cmd_bench(int argc, char** argv) {
       call_w.push_back(wall_seconds() - w0);
       call_c.push_back(cpu_seconds() - c0);
     }
+    // The observer sees ATen ops: the counting forward runs ATen's convolutions (the cached ones are not ATen ops).
+    set_cached_conv(false);
     FlopCounter fc;
     fc.start();
     net->forward(x, ts[0]);
     fc.stop();
     flops_forward = fc.flops;
+    set_cached_conv(conv == "cached");
   }
 
   nlohmann::json r;
@@ -361,6 +366,7 @@ int cmd_bench(int argc, char** argv) {
   r["precision"] = precision;
   r["block_autograd"] = block_autograd;
   r["conv"] = conv;
+  r["conv_algorithm"] = args["conv-algorithm"].as<std::string>();
   r["output_dtype"] = c10::toString(out_dtype);  // of the train step's network output
   r["device"] = device.str();
   r["threads"] = torch::get_num_threads();

@@ -55,6 +55,7 @@ cxxopts::ParseResult parse_eval_flags(cxxopts::Options& o, int argc, char** argv
       {"threads", "intra-op threads", NumFlag::Int, 0, 1 << 16, false, false, "$GSDIFF_THREADS when set, else all cores", "0"},
       {"ode-steps", "ODE integrator steps", NumFlag::Int64, 1, 1e9, false, false, "", "100"},
       {"switch", "expert switching time tau", NumFlag::Real, 0, 1, true, true, "", "0.5"}};
+  add_conv_algorithm_flag(o);
   add_num_flags(o, nums);
   return parse_checked(o, argc, argv, nums);
 }
@@ -124,6 +125,7 @@ int cmd_eval(int argc, char** argv) {
   if (!args.count("checkpoint")) throw UsageError("--checkpoint is required");
   check_input_files(args, {"checkpoint", "low-noise-checkpoint", "plugin"});
   set_threads(args["threads"].as<int>());
+  apply_conv_algorithm_flag(args);
   register_builtins();
   if (args.count("plugin"))
     for (const auto& p : args["plugin"].as<std::vector<std::string>>()) load_plugin(p);

@@ -198,6 +198,7 @@ cxxopts::ParseResult parse_sample_flags(cxxopts::Options& o, int argc, char** ar
        NumFlag::Int64, 0, 1e6, false, false, "the replacement method alone", "0"},
       {"threads", "intra-op threads", NumFlag::Int, 0, 1 << 16, false, false, "$GSDIFF_THREADS when set, else all cores", "0"}};
   for (auto& f : sampling_num_flags()) nums.push_back(std::move(f));
+  add_conv_algorithm_flag(o);
   add_num_flags(o, nums);
   return parse_checked(o, argc, argv, nums);
 }
@@ -205,6 +206,8 @@ cxxopts::ParseResult parse_sample_flags(cxxopts::Options& o, int argc, char** ar
 // `gsdiff sample --model`: the export alone (issue #7).
 int sample_from_export(const cxxopts::ParseResult& args) {
   set_threads(args["threads"].as<int>());
+  if (args["conv-algorithm"].as<std::string>() != "direct")
+    throw UsageError("--conv-algorithm: applies to --checkpoint; an export (--model) runs TorchScript's convolutions");
   SamplerOptions so = sampler_options(args);
   so.device = parse_device(args["device"].as<std::string>());
   sample_export_to_file(args["model"].as<std::string>(), args["sampler"].as<std::string>(), so,
@@ -239,6 +242,7 @@ int sample_from_checkpoint(const cxxopts::ParseResult& args, bool condition) {
   make_sampler(args["sampler"].as<std::string>());  // unknown names fail here, listing the known ones
   sampler_options(args);  // a method flag for another sampler (--eta, --remask, ...) fails here, on every path
   set_threads(args["threads"].as<int>());
+  apply_conv_algorithm_flag(args);
   register_builtins();
   if (args.count("plugin"))
     for (const auto& p : args["plugin"].as<std::vector<std::string>>()) load_plugin(p);

@@ -59,6 +59,7 @@ int cmd_train(int argc, char** argv) {
       {"threads", "intra-op threads", NumFlag::Int, 0, 1 << 16, false, false, "$GSDIFF_THREADS when set, else all cores", "0"},
       {"dist-timeout", "seconds a rank waits for the others (rendezvous, each all-reduce) before it stops with an "
        "error naming the silent rank", NumFlag::Real, 0, 1e7, true, false, "", "1800"}};
+  add_conv_algorithm_flag(o);
   add_num_flags(o, nums);
   const auto sets = take_set_args(argc, argv);  // before cxxopts, which splits values at commas
   auto args = parse_checked(o, argc, argv, nums);
@@ -74,6 +75,7 @@ int cmd_train(int argc, char** argv) {
   if (args["resume"].as<std::string>() != "auto" && !args["resume"].as<std::string>().empty())
     require_input_file("resume", args["resume"].as<std::string>());
   set_threads(args["threads"].as<int>());
+  apply_conv_algorithm_flag(args);
   register_builtins();
   if (args.count("plugin"))
     for (const auto& p : args["plugin"].as<std::vector<std::string>>()) load_plugin(p);

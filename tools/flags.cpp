@@ -1,10 +1,12 @@
-// Numeric flags: range text for --help, a check of every given value before cxxopts parses it.
+// Numeric flags: range text for --help, a check of every given value before cxxopts parses it; --conv-algorithm.
 #include "tools/flags.h"
 
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
 #include <sstream>
+
+#include "models/onednn_conv.h"
 
 namespace gsdiff::cli {
 
@@ -107,6 +109,23 @@ cxxopts::ParseResult parse_checked(cxxopts::Options& o, int argc, char** argv, c
   } catch (const std::exception& e) {  // unknown option, missing value, a malformed value of another flag
     throw UsageError(e.what());
   }
+}
+
+void add_conv_algorithm_flag(cxxopts::Options& o) {
+  o.add_options()("conv-algorithm",
+                  "direct | winograd: the CPU convolutions' algorithm. winograd runs 3x3 stride-1 convolutions as "
+                  "Winograd F(4x4, 3x3) where oneDNN has the kernel (AVX-512 CPUs), with a larger float32 rounding "
+                  "error; others stay direct",
+                  cxxopts::value<std::string>()->default_value("direct"));
+}
+
+void apply_conv_algorithm_flag(const cxxopts::ParseResult& args) {
+  const std::string name = args["conv-algorithm"].as<std::string>();
+  if (name != "direct" && name != "winograd")
+    throw UsageError("--conv-algorithm: expected direct or winograd, got '" + name + "'");
+  if (name == "winograd" && !cached_conv_built())
+    throw UsageError("--conv-algorithm winograd: this gsdiff was built without oneDNN (GSDIFF_ONEDNN; libdnnl-dev 2.x)");
+  set_conv_algorithm(conv_algorithm_named(name));
 }
 
 }  // namespace gsdiff::cli

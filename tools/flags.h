@@ -1,4 +1,5 @@
-// Numeric command-line flags declared with their range: stated in --help, checked before parsing, named in errors.
+// Numeric command-line flags declared with their range: stated in --help, checked before parsing, named in errors;
+// and --conv-algorithm, shared by the commands that run a network.
 #pragma once
 #include <cxxopts.hpp>
 
@@ -38,5 +39,10 @@ void add_num_flags(cxxopts::Options& o, const std::vector<NumFlag>& flags);
 // that is not a number of the flag's type, or is out of range, and any cxxopts parse error throw UsageError naming
 // the flag: "--num: expected an integer >= 1, got '-3'".
 cxxopts::ParseResult parse_checked(cxxopts::Options& o, int argc, char** argv, const std::vector<NumFlag>& flags);
+
+// --conv-algorithm direct | winograd: the algorithm of the CPU convolutions (models/onednn_conv.h), for the
+// commands that run a network. apply_ sets it; another value throws UsageError naming the flag and both choices.
+void add_conv_algorithm_flag(cxxopts::Options& o);
+void apply_conv_algorithm_flag(const cxxopts::ParseResult& args);
 
 }  // namespace gsdiff::cli

@@ -220,6 +220,16 @@ TEST(CachedConv, OneOpenMpRuntimeIsLoaded) {
   EXPECT_LE(gomp.size(), 1u) << "OpenMP runtimes loaded: " << gomp.size();
 }
 
+// One train step's output and parameter gradients (loss sum y^2), as fresh tensors.
+std::vector<Tensor> output_and_grads(UNet& net, const Tensor& x, const Tensor& t) {
+  net->zero_grad();
+  auto y = net->forward(x, t);
+  y.pow(2).sum().backward();
+  std::vector<Tensor> out{y.detach().clone()};
+  for (auto& p : net->parameters()) out.push_back(p.grad().clone());
+  return out;
+}
+
 // The U-Net users train: cached convolutions on and off give the same outputs and gradients up to float32
 // rounding through its ~20 layers (relative 1e-4 of the largest value: each layer's sums round at ~1e-6).
 TEST(CachedConv, UNetTrainStepMatchesAtenConvolutions) {
@@ -231,12 +241,7 @@ TEST(CachedConv, UNetTrainStepMatchesAtenConvolutions) {
   auto t = torch::rand({4}, testing::seeded(14));
   auto run = [&](bool on) {
     CachedConvSwitch sw(on);
-    net->zero_grad();
-    auto y = net->forward(x, t);
-    y.pow(2).sum().backward();
-    std::vector<Tensor> out{y.detach().clone()};
-    for (auto& p : net->parameters()) out.push_back(p.grad().clone());
-    return out;
+    return output_and_grads(net, x, t);
   };
   const auto before = cached_conv_counts();
   auto cached = run(true);
@@ -261,6 +266,111 @@ TEST(CachedConv, UNetTrainStepMatchesAtenConvolutions) {
   set_cached_conv(false);
   auto y0 = net->forward(x, t);
   EXPECT_LE(testing::max_abs_diff(y1, y0), 1e-4 * y0.abs().max().item<double>());
+}
+
+
+// oneDNN 2.6's Winograd kernels need AVX-512 (its avx512_core: F, BW, VL, DQ). Where they exist, a convolution
+// that did not run on one is a failure, not a skip.
+bool has_winograd_kernels() {
+  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+}
+
+// Sets the algorithm for a scope and restores the default (direct) after.
+struct AlgorithmSwitch {
+  explicit AlgorithmSwitch(ConvAlgorithm a) { set_conv_algorithm(a); }
+  ~AlgorithmSwitch() { set_conv_algorithm(ConvAlgorithm::direct); }
+};
+
+// Winograd F(4x4, 3x3) is exact in exact arithmetic; in float32 its transforms round more than direct summation
+// (measured: 3-10x direct's largest error). The test holds it to direct summation's own worst-case bound
+// gamma_n sum |a b| above, which is not a theorem for Winograd: it is the accuracy gsdiff promises for the flag.
+// On these shapes Winograd's largest error used 0.1-3.5% of it.
+TEST(CachedConv, WinogradStaysWithinTheDirectRoundingBound) {
+  if (!cached_conv_built()) GTEST_SKIP() << "built without oneDNN (GSDIFF_ONEDNN)";
+  CachedConvSwitch on(true);
+  // Sizes where the bound is tight enough to mean something (below 1e-3 of the values: C <= 64, at most 512
+  // positions), with edges that cut the 4x4 output tiles (12x12, 10x6).
+  const std::vector<Shape> shapes = {{8, 32, 8, 8, 32, 3, 1, 1, 1, true},    {2, 16, 12, 12, 32, 3, 1, 1, 1, true},
+                                     {2, 64, 16, 16, 64, 3, 1, 1, 1, false}, {1, 32, 16, 24, 48, 3, 1, 1, 1, true},
+                                     {2, 32, 10, 6, 16, 3, 1, 1, 1, true}};
+  for (const auto& s : shapes) {
+    auto c = make_case(s, 15);
+    const std::vector<int64_t> st{1, 1}, pd{1, 1}, dl{1, 1}, bias_sizes{s.O};
+    auto direct = conv2d_forward(c.x, c.w, c.b, 1, 1, 1);
+    AlgorithmSwitch wino(ConvAlgorithm::winograd);
+    const auto before = winograd_conv_counts();
+    auto y = conv2d_forward(c.x, c.w, c.b, 1, 1, 1);
+    auto [gx, gw, gb] = conv2d_backward(c.g, c.x, c.w, 1, 1, 1, {true, true, s.bias});
+    const auto after = winograd_conv_counts();
+    if (!has_winograd_kernels()) GTEST_SKIP() << "oneDNN 2.6 has no Winograd kernel for this CPU (no AVX-512)";
+    EXPECT_EQ(after[0], before[0] + 1) << "the forward did not run Winograd: " << name(s);
+    EXPECT_EQ(after[1], before[1] + 1) << "backward-data did not run Winograd: " << name(s);
+    EXPECT_EQ(after[2], before[2] + 1) << "backward-weights did not run Winograd: " << name(s);
+    EXPECT_FALSE(torch::equal(y, direct)) << "winograd gave direct's values bit for bit: " << name(s);
+    auto ref = at::conv2d(d(c.x), d(c.w), d(c.b), st, pd, dl);
+    auto absum = at::conv2d(d(c.x).abs(), d(c.w).abs(), c.b.defined() ? d(c.b).abs() : Tensor(), st, pd, dl);
+    expect_within(y, ref, gamma(s.C * 9 + 1) * absum, "winograd forward " + name(s));
+    auto r = at::convolution_backward(d(c.g), d(c.x), d(c.w), bias_sizes, st, pd, dl, false, {0, 0}, 1,
+                                      {true, true, s.bias});
+    auto bnd = at::convolution_backward(d(c.g).abs(), d(c.x).abs(), d(c.w).abs(), bias_sizes, st, pd, dl, false,
+                                        {0, 0}, 1, {true, true, s.bias});
+    const int64_t positions = s.B * c.g.size(2) * c.g.size(3);
+    expect_within(gx, std::get<0>(r), gamma(s.O * 9) * std::get<0>(bnd), "winograd dL/dx " + name(s));
+    expect_within(gw, std::get<1>(r), gamma(positions) * std::get<1>(bnd), "winograd dL/dw " + name(s));
+    if (s.bias) expect_within(gb, std::get<2>(r), gamma(positions) * std::get<2>(bnd), "winograd dL/db " + name(s));
+  }
+}
+
+// Shapes without a Winograd kernel (stride 2, 1x1, 5x5, dilation) run direct when winograd is asked, and the
+// plans of one algorithm are not reused by the other.
+TEST(CachedConv, WinogradFallsBackToDirectWhereItHasNoKernel) {
+  if (!cached_conv_built()) GTEST_SKIP() << "built without oneDNN (GSDIFF_ONEDNN)";
+  CachedConvSwitch on(true);
+  for (size_t i = 2; i < kShapes.size(); ++i) {
+    const auto& s = kShapes[i];
+    auto c = make_case(s, 16);
+    auto direct = conv2d_forward(c.x, c.w, c.b, s.stride, s.pad, s.dilation);
+    AlgorithmSwitch wino(ConvAlgorithm::winograd);
+    const auto before = winograd_conv_counts();
+    const auto ran = cached_conv_counts();
+    auto y = conv2d_forward(c.x, c.w, c.b, s.stride, s.pad, s.dilation);
+    EXPECT_EQ(cached_conv_counts()[0], ran[0] + 1) << "the cached forward did not run: " << name(s);
+    EXPECT_EQ(winograd_conv_counts()[0], before[0]) << "no Winograd kernel exists for " << name(s);
+    EXPECT_TRUE(torch::equal(y, direct)) << "the fallback is the direct kernel: " << name(s);
+  }
+  EXPECT_THROW(conv_algorithm_named("fft"), std::invalid_argument);
+  EXPECT_EQ(conv_algorithm_named("winograd"), ConvAlgorithm::winograd);
+}
+
+// A U-Net train step with Winograd convolutions against direct ones: the same outputs and gradients up to
+// float32 rounding through its ~20 layers (relative 1e-4 of the largest value; Winograd's per-layer error
+// measured above is 1-3.5e-6 relative). ch 32 so that the 3x3 convolutions have Winograd kernels (16-channel
+// blocks).
+TEST(CachedConv, WinogradUNetTrainStepMatchesDirect) {
+  if (!cached_conv_built()) GTEST_SKIP() << "built without oneDNN (GSDIFF_ONEDNN)";
+  torch::manual_seed(17);
+  UNet net(testing::tiny_unet().ch(32).dropout(0.0));
+  testing::perturb_zero_params(*net);
+  auto x = torch::randn({4, 3, 8, 8}, testing::seeded(18));
+  auto t = torch::rand({4}, testing::seeded(19));
+  auto run = [&](ConvAlgorithm a) {
+    AlgorithmSwitch sw(a);
+    return output_and_grads(net, x, t);
+  };
+  if (!has_winograd_kernels()) GTEST_SKIP() << "oneDNN 2.6 has no Winograd kernel for this CPU (no AVX-512)";
+  auto direct = run(ConvAlgorithm::direct);
+  const auto before = winograd_conv_counts();
+  auto wino = run(ConvAlgorithm::winograd);
+  const auto after = winograd_conv_counts();
+  EXPECT_GT(after[0], before[0]);
+  EXPECT_GT(after[1], before[1]);
+  EXPECT_GT(after[2], before[2]);
+  ASSERT_EQ(direct.size(), wino.size());
+  for (size_t i = 0; i < direct.size(); ++i) {
+    const double scale = direct[i].abs().max().item<double>();
+    EXPECT_LE(testing::max_abs_diff(wino[i], direct[i]), 1e-4 * scale + 1e-7) << "tensor " << i;
+  }
 }
 
 }  // namespace

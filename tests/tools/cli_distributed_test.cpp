@@ -14,6 +14,8 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <string>
+#include <vector>
 
 namespace {
 
@@ -121,6 +123,22 @@ TEST(CliDistributed, TwoNodeLaunchEqualsOneProcessWithAccumulation) {
   EXPECT_TRUE(grid_two == grid_one) << "2 nodes and 1 process with accumulate 2 wrote different sample grids";
   EXPECT_FALSE(bytes_of(out + "/half/samples-3.png") == grid_one);
   std::filesystem::remove_all(out);
+}
+
+// The FLOP count reads ATen's ops, so it must not depend on which path runs the convolutions: cached oneDNN,
+// ATen's, or Winograd (the count is of the convolution, 2 x MACs, not of the algorithm's multiplications).
+TEST(CliBench, FlopCountIsTheSameOnEveryConvolutionPath) {
+  std::vector<double> flops;
+  for (std::string flags : {"--conv aten", "--conv cached", "--conv cached --conv-algorithm winograd"}) {
+    auto r = run_sh(std::string(GSDIFF_CLI) + " bench --config " + GSDIFF_SOURCE_DIR +
+                    "/bench/configs/unet-micro.json --batch 2 --steps 1 --warmup 0 --sample-calls 1 --threads 1 " +
+                    flags + " 2>/dev/null");
+    ASSERT_EQ(r.rc, 0) << flags << ": " << r.out;
+    flops.push_back(nlohmann::json::parse(r.out)["flops"]["forward"].get<double>());
+  }
+  EXPECT_GT(flops[0], 0.0);
+  EXPECT_EQ(flops[1], flops[0]) << "cached convolutions";
+  EXPECT_EQ(flops[2], flops[0]) << "winograd";
 }
 
 TEST(CliBench, PrintsOneJsonObject) {

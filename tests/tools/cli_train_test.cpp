@@ -117,6 +117,23 @@ TEST(CliTrain, DeviceCudaWithoutCudaNamesTheLibTorch) {
   EXPECT_EQ(r.out.find("Exception raised from"), std::string::npos) << r.out;
 }
 
+// --conv-algorithm on the commands that run a network: another value is named with both choices before anything
+// is written, and an export (TorchScript's own convolutions) refuses winograd rather than ignore it.
+TEST(CliTrain, ConvAlgorithmFlagIsCheckedAndNamed) {
+  const std::string out = fresh_out_dir("convalgo");
+  auto r = run_cli("train --config " + kQuickstartConfig + " --conv-algorithm fft --out " + out);
+  EXPECT_EQ(r.rc, 2) << r.out;
+  EXPECT_NE(r.out.find("--conv-algorithm: expected direct or winograd, got 'fft'"), std::string::npos) << r.out;
+  EXPECT_FALSE(std::filesystem::exists(out));
+  r = run_cli("bench --config " + std::string(GSDIFF_SOURCE_DIR) + "/configs/models/unet-tiny.json --conv-algorithm Winograd");
+  EXPECT_EQ(r.rc, 2) << r.out;
+  EXPECT_NE(r.out.find("got 'Winograd'"), std::string::npos) << r.out;
+  r = run_cli("sample --model " + kQuickstartConfig + " --out " + out + ".png --conv-algorithm winograd");
+  EXPECT_EQ(r.rc, 2) << r.out;
+  EXPECT_NE(r.out.find("--conv-algorithm: applies to --checkpoint"), std::string::npos) << r.out;
+  EXPECT_FALSE(std::filesystem::exists(out + ".png"));
+}
+
 TEST(CliTrain, ConfigErrorsNameTheKey) {
   auto r = run_cli("train --config " + kQuickstartConfig + " --set train.bogus=1 --out " + fresh_out_dir("err1"));
   EXPECT_EQ(r.rc, 1);
