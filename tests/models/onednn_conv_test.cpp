@@ -283,7 +283,7 @@ struct AlgorithmSwitch {
 };
 
 // Winograd F(4x4, 3x3) is exact in exact arithmetic; in float32 its transforms round more than direct summation
-// (measured: 3-10x direct's largest error). The test holds it to direct summation's own worst-case bound
+// (measured: up to 12x direct's largest error). The test holds it to direct summation's own worst-case bound
 // gamma_n sum |a b| above, which is not a theorem for Winograd: it is the accuracy gsdiff promises for the flag.
 // On these shapes Winograd's largest error used 0.1-3.5% of it.
 TEST(CachedConv, WinogradStaysWithinTheDirectRoundingBound) {
